@@ -1,0 +1,170 @@
+"""``python -m framework``: run, check, report, schema, list.
+
+TensorFlow is imported only inside the commands that train or build, so
+``--help``, ``schema`` and ``check --schema-only`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from framework.errors import FrameworkError, SpecError
+
+LIST_KINDS = {
+    "layers": "layer",
+    "augmentations": "augmentation",
+    "datasets": "data_source",
+    "losses": "loss",
+    "metrics": "metric",
+    "callbacks": "callback",
+    "optimizers": "optimizer",
+    "schedules": "lr_schedule",
+}
+
+
+def _add_spec_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="spec file (.toml or .json)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set train.epochs=3 --set model.layers[0].filters=16",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m framework",
+        description="Declarative deep-learning experiments on Keras 3: spec file -> model -> training -> report.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train and evaluate a spec; writes a run folder")
+    _add_spec_args(run)
+    run.add_argument("--reports", default="reports", metavar="DIR", help="where run folders go (default: reports)")
+    run.add_argument("--seed", type=int, help="override the spec's seed")
+
+    check = sub.add_parser("check", help="validate a spec and build its model (no data, no training)")
+    _add_spec_args(check)
+    check.add_argument("--schema-only", action="store_true", help="validate the spec only; do not import TensorFlow or build")
+
+    report = sub.add_parser("report", help="one table with a row per run")
+    report.add_argument("dirs", nargs="*", default=["reports"], metavar="DIR", help="run folders or folders of runs")
+    report.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    report.add_argument("--sort", metavar="COLUMN", help="sort by this column (descending for test_ metrics)")
+    report.add_argument("--columns", metavar="A,B,...", help="show these columns instead of the default view")
+
+    sub.add_parser("schema", help="print the JSON Schema of the spec format")
+
+    lister = sub.add_parser("list", help="names a spec may use")
+    lister.add_argument("kind", nargs="?", choices=sorted(LIST_KINDS), help="one kind (default: all but layers)")
+    return parser
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _in_spec_file(file: str):
+    """Spec errors found while building or training name the spec file too."""
+    try:
+        yield
+    except SpecError as exc:
+        exc.file = exc.file or file
+        raise
+
+
+
+def cmd_schema(args) -> int:
+    from framework.spec.schema import Spec
+
+    print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from framework.spec import load_spec
+
+    loaded = load_spec(args.spec, args.overrides)
+    if args.schema_only:
+        print(f"{loaded.file}: valid spec '{loaded.spec.name}'")
+        return 0
+    from framework.build import build_model
+    from framework.train.compile import compile_model
+    from framework.train.run import model_summary, setup_backend
+
+    with _in_spec_file(loaded.file):
+        setup_backend(loaded.spec)
+        model = build_model(loaded.spec)
+        compile_model(model, loaded.spec, steps_per_epoch=1)
+    print(model_summary(model), end="")
+    print(f"{loaded.file}: valid spec '{loaded.spec.name}', {model.count_params():,} parameters")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from framework.reports.table import default_view, load, render
+    from framework.spec import load_spec
+    from framework.train.run import run_experiment
+
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    loaded = load_spec(args.spec, overrides)
+    with _in_spec_file(loaded.file):
+        result = run_experiment(loaded, args.reports)
+    print(f"\nrun folder: {result.folder.path}")
+    print(render(default_view(load(result.folder.path)), "table"), end="")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from framework.reports.table import default_view, load, render
+
+    frame = load(*args.dirs)
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    view = default_view(frame, columns)
+    if args.sort and not view.empty:
+        if args.sort not in frame.columns:
+            from framework.errors import did_you_mean
+
+            raise FrameworkError(f"unknown column '{args.sort}'{did_you_mean(args.sort, frame.columns)}", path="--sort")
+        order = frame[args.sort].sort_values(ascending=not args.sort.startswith("test_") or args.sort == "test_loss", kind="stable")
+        view = view.loc[order.index]
+    sys.stdout.write(render(view, args.format))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from framework.registry import registry
+
+    kinds = [LIST_KINDS[args.kind]] if args.kind else [k for k in LIST_KINDS.values() if k != "layer"]
+    for kind in kinds:
+        entries = registry.entries(kind)
+        print(f"{kind} ({len(entries)}):")
+        for name, entry in entries.items():
+            print(f"  {name:40s} {entry.source}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "report": cmd_report, "schema": cmd_schema, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("run", "check") and not getattr(args, "schema_only", False):
+            from framework.quiet import import_tensorflow
+
+            import_tensorflow()
+        return COMMANDS[args.command](args)
+    except FrameworkError as exc:
+        for line in str(exc).splitlines():
+            print(f"{exc.kind}: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

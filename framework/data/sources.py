@@ -1,0 +1,237 @@
+"""Data sources: ``SCHEME:ARG`` strings in ``data.source`` map to these classes.
+
+A source turns its argument into numpy arrays. It registers under its scheme,
+as a plugin's source would::
+
+    @registry.register("data_source", "npyfolder")
+    class NpyFolder(DataSource): ...
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framework.errors import DataError, did_you_mean
+from framework.registry import registry
+
+
+@dataclass
+class RawData:
+    """Arrays as a source gives them; x_test/y_test when the source has its own test split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    class_names: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class DataSource:
+    """Base class. ``arg`` is what follows ``SCHEME:`` (already resolved by :meth:`resolve`)."""
+
+    #: whether ARG is a path, resolved against the spec file's folder
+    takes_path = False
+
+    def __init__(self, arg: str, spec: Any):
+        self.arg = arg
+        self.spec = spec
+
+    @classmethod
+    def resolve(cls, arg: str, base_dir: Path) -> str:
+        """Normalise ARG at validation time; raise ValueError for a bad one. Must not load data."""
+        if cls.takes_path:
+            path = (base_dir / Path(arg).expanduser()).resolve()
+            if not path.exists():
+                raise ValueError(f"file not found: {path}")
+            return str(path)
+        return arg
+
+    def feature_shape(self) -> tuple[int, ...] | None:
+        """Shape of one example, if known without loading the data."""
+        return None
+
+    def load(self) -> RawData:
+        raise NotImplementedError
+
+
+def parse_source(value: str) -> tuple[str, str]:
+    scheme, sep, arg = value.partition(":")
+    if not sep or not scheme or not arg:
+        raise ValueError(f"expected SCHEME:ARG such as 'sklearn:digits' or 'csv:data.csv', got {value!r}")
+    return scheme, arg
+
+
+def resolve_source_string(value: str, base_dir: Path) -> str:
+    """Validate ``SCHEME:ARG`` and resolve relative paths; used by the spec schema."""
+    scheme, arg = parse_source(value)
+    entry = registry.find("data_source", scheme)
+    if entry is None:
+        names = registry.entries("data_source")
+        raise ValueError(f"unknown data source '{scheme}'{did_you_mean(scheme, names)}; known: {', '.join(names)}")
+    return f"{scheme}:{entry.obj.resolve(arg, base_dir)}"
+
+
+def open_source(data_spec: Any) -> DataSource:
+    scheme, arg = parse_source(data_spec.source)
+    return registry.get("data_source", scheme, path="data.source")(arg, data_spec)
+
+
+# --- built-in sources --------------------------------------------------------------------
+
+_SKLEARN = {"digits": (64,), "iris": (4,), "wine": (13,), "breast_cancer": (30,)}
+
+
+@registry.register("data_source", "sklearn")
+class SklearnSource(DataSource):
+    """The small data sets scikit-learn ships: digits, iris, wine, breast_cancer."""
+
+    @classmethod
+    def resolve(cls, arg: str, base_dir: Path) -> str:
+        if arg not in _SKLEARN:
+            raise ValueError(f"unknown scikit-learn data set '{arg}'{did_you_mean(arg, _SKLEARN)}; known: {', '.join(_SKLEARN)}")
+        return arg
+
+    def feature_shape(self):
+        return _SKLEARN[self.arg]
+
+    def load(self) -> RawData:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, f"load_{self.arg}")()
+        names = [str(n) for n in bunch.target_names]
+        return RawData(bunch.data.astype("float32"), bunch.target.astype("int64"), class_names=names)
+
+
+@registry.register("data_source", "csv")
+class CsvSource(DataSource):
+    """A CSV file with a header: ``data.features`` columns (default: all but the label) and ``data.label``."""
+
+    takes_path = True
+
+    def feature_shape(self):
+        return (len(self.spec.features),) if self.spec.features else None
+
+    def load(self) -> RawData:
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(self.arg)
+        except Exception as exc:  # pandas raises many kinds for unreadable files
+            raise DataError(f"cannot read CSV {self.arg}: {exc}", path="data.source") from None
+        if frame.empty:
+            raise DataError(f"CSV {self.arg} has no rows", path="data.source")
+        label = self.spec.label
+        if label not in frame.columns:
+            raise DataError(
+                f"label column '{label}' is not in {self.arg}{did_you_mean(label, frame.columns)}; columns: {list(frame.columns)}",
+                path="data.label",
+            )
+        features = self.spec.features or [c for c in frame.columns if c != label]
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise DataError(f"feature columns {missing} are not in {self.arg}; columns: {list(frame.columns)}", path="data.features")
+        x_frame = frame[features]
+        non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c])]
+        if non_numeric:
+            raise DataError(f"feature columns {non_numeric} are not numeric", path="data.features")
+        if x_frame.isna().any().any():
+            raise DataError(f"feature columns of {self.arg} have missing values", path="data.source")
+        y_col = frame[label]
+        if y_col.isna().any():
+            raise DataError(f"label column '{label}' has missing values", path="data.label")
+        class_names = None
+        if pd.api.types.is_numeric_dtype(y_col):
+            y = y_col.to_numpy()
+            y = y.astype("int64") if pd.api.types.is_integer_dtype(y_col) else y.astype("float32")
+        else:
+            codes, uniques = pd.factorize(y_col, sort=True)
+            y, class_names = codes.astype("int64"), [str(u) for u in uniques]
+        return RawData(x_frame.to_numpy(dtype="float32"), y, class_names=class_names, info={"features": features})
+
+
+def _npz_header_shape(path: str, key: str) -> tuple[int, ...] | None:
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
+            version = np.lib.format.read_magic(handle)
+            shape, _, _ = np.lib.format._read_array_header(handle, version)
+            return tuple(shape)
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+@registry.register("data_source", "npz")
+class NpzSource(DataSource):
+    """A NumPy .npz with ``x_train, y_train, x_test, y_test`` (keras.datasets layout) or ``x, y``."""
+
+    takes_path = True
+
+    def feature_shape(self):
+        shape = _npz_header_shape(self.arg, "x_train") or _npz_header_shape(self.arg, "x")
+        return shape[1:] if shape else None
+
+    def load(self) -> RawData:
+        try:
+            with np.load(self.arg, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except Exception as exc:
+            raise DataError(f"cannot read NPZ {self.arg}: {exc}", path="data.source") from None
+        if {"x_train", "y_train"} <= arrays.keys():
+            return RawData(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"))
+        if {"x", "y"} <= arrays.keys():
+            return RawData(arrays["x"], arrays["y"])
+        raise DataError(
+            f"{self.arg} has keys {sorted(arrays)}; expected x_train, y_train[, x_test, y_test] or x, y", path="data.source"
+        )
+
+
+_KERAS = {
+    "mnist": (28, 28),
+    "fashion_mnist": (28, 28),
+    "cifar10": (32, 32, 3),
+    "cifar100": (32, 32, 3),
+    "imdb": None,
+    "reuters": None,
+    "boston_housing": (13,),
+    "california_housing": (8,),
+}
+
+
+@registry.register("data_source", "keras")
+class KerasSource(DataSource):
+    """``keras.datasets``: downloads once into the Keras cache (``~/.keras/datasets``)."""
+
+    @classmethod
+    def resolve(cls, arg: str, base_dir: Path) -> str:
+        if arg not in _KERAS:
+            raise ValueError(f"unknown keras data set '{arg}'{did_you_mean(arg, _KERAS)}; known: {', '.join(_KERAS)}")
+        return arg
+
+    def feature_shape(self):
+        return _KERAS[self.arg]
+
+    def load(self) -> RawData:
+        import os
+
+        import keras
+
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+        try:
+            (x, y), (x_test, y_test) = getattr(keras.datasets, self.arg).load_data()
+        except Exception as exc:
+            raise DataError(
+                f"could not load keras:{self.arg} ({type(exc).__name__}: {str(exc)[:200]}). It downloads on first use "
+                f"into {cache}; offline, put the file there or use --set data.source=npz:PATH",
+                path="data.source",
+            ) from None
+        return RawData(x, _column_to_vector(y), x_test, _column_to_vector(y_test))
+
+
+def _column_to_vector(y: np.ndarray) -> np.ndarray:
+    """cifar labels come as (N, 1); everything downstream expects (N,)."""
+    return y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y

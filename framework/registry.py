@@ -1,0 +1,183 @@
+"""One registry for every named thing a spec can use.
+
+Built-ins register exactly as plugins do::
+
+    from framework.registry import registry
+
+    @registry.register("layer", "TemperedSigmoid")
+    class TemperedSigmoid(keras.layers.Layer): ...
+
+Kinds: layer, augmentation, data_source, loss, metric, callback, optimizer,
+lr_schedule. Large built-in families (all of ``keras.layers``) are added by
+*providers*: functions that run the first time a kind is looked up, so that
+importing the registry never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from framework.errors import SpecError, did_you_mean
+
+KINDS = (
+    "layer",
+    "augmentation",
+    "data_source",
+    "loss",
+    "metric",
+    "callback",
+    "optimizer",
+    "lr_schedule",
+)
+
+BUILTIN = "built-in"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    obj: Any
+    source: str
+
+
+class NameClash(SpecError):
+    pass
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self._providers: dict[str, list[Callable[[], dict[str, Any]]]] = {k: [] for k in KINDS}
+        self._aliases: dict[str, dict[str, str]] = {k: {} for k in KINDS}
+        # The source that registrations made now are attributed to (a plugin file while it loads).
+        self.current_source = BUILTIN
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in self._entries:
+            raise ValueError(f"unknown registry kind {kind!r}; kinds are {', '.join(KINDS)}")
+
+    def add(self, kind: str, name: str, obj: Any, source: str | None = None) -> Any:
+        self._check_kind(kind)
+        source = source or self.current_source
+        self._run_providers(kind)
+        existing = self._entries[kind].get(name)
+        if existing is not None and existing.obj is not obj:
+            raise NameClash(
+                f"{kind} '{name}' is registered twice: by {existing.source} and by {source}; "
+                "rename one of them"
+            )
+        self._entries[kind][name] = Entry(name, obj, source)
+        return obj
+
+    def register(self, kind: str, name: str | None = None, source: str | None = None):
+        """Decorator form of :meth:`add`; the name defaults to the object's ``__name__``."""
+
+        def decorator(obj):
+            self.add(kind, name or obj.__name__, obj, source)
+            return obj
+
+        return decorator
+
+    def add_provider(self, kind: str, provider: Callable[[], dict[str, Any]]) -> None:
+        """Register many built-ins lazily: ``provider()`` returns {name: obj}."""
+        self._check_kind(kind)
+        self._providers[kind].append(provider)
+
+    def alias(self, kind: str, alias: str, name: str) -> None:
+        self._aliases[kind][alias] = name
+
+    def _run_providers(self, kind: str) -> None:
+        providers, self._providers[kind] = self._providers[kind], []
+        for provider in providers:
+            for name, obj in provider().items():
+                self._entries[kind].setdefault(name, Entry(name, obj, BUILTIN))
+
+    def entries(self, kind: str) -> dict[str, Entry]:
+        self._check_kind(kind)
+        self._run_providers(kind)
+        return dict(sorted(self._entries[kind].items(), key=lambda kv: kv[0].lower()))
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        kind, name = key
+        return self.find(kind, name) is not None
+
+    def find(self, kind: str, name: str) -> Entry | None:
+        self._check_kind(kind)
+        self._run_providers(kind)
+        name = self._aliases[kind].get(name, name)
+        return self._entries[kind].get(name)
+
+    def get(self, kind: str, name: str, *, path: str | None = None) -> Any:
+        """Look a name up; unknown names raise a SpecError with a suggestion."""
+        entry = self.find(kind, name)
+        if entry is None:
+            names = list(self._entries[kind]) + list(self._aliases[kind])
+            raise SpecError(
+                f"unknown {kind.replace('_', ' ')} '{name}'{did_you_mean(name, names)}; "
+                f"`python -m framework list {kind}` shows them all",
+                path=path,
+            )
+        return entry.obj
+
+
+registry = Registry()
+
+
+# --- built-in providers -------------------------------------------------------
+# Each runs on first lookup of its kind, so only a command that needs Keras imports it.
+
+
+def _keras_classes(module_name: str, base_name: str, lower: bool = False) -> dict[str, Any]:
+    import importlib
+
+    import keras
+
+    module = importlib.import_module(module_name)
+    base = keras
+    for attr in base_name.split(".")[1:]:
+        base = getattr(base, attr)
+    found = {}
+    for attr in dir(module):
+        obj = getattr(module, attr)
+        if isinstance(obj, type) and issubclass(obj, base) and obj is not base:
+            found[attr] = obj
+            if lower:
+                found.setdefault(attr.lower(), obj)
+    return found
+
+
+def _keras_callables(module_name: str) -> dict[str, Any]:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    return {
+        name: getattr(module, name)
+        for name in dir(module)
+        if not name.startswith("_") and name not in {"get", "serialize", "deserialize"} and callable(getattr(module, name))
+    }
+
+
+def _import_builtins(*modules: str) -> Callable[[], dict[str, Any]]:
+    """A provider that imports modules whose decorators register built-ins."""
+
+    def provider() -> dict[str, Any]:
+        import importlib
+
+        for module in modules:
+            importlib.import_module(module)
+        return {}
+
+    return provider
+
+
+registry.add_provider("layer", lambda: _keras_classes("keras.layers", "keras.layers.Layer"))
+registry.add_provider("optimizer", lambda: _keras_classes("keras.optimizers", "keras.optimizers.Optimizer", lower=True))
+registry.add_provider(
+    "lr_schedule",
+    lambda: _keras_classes("keras.optimizers.schedules", "keras.optimizers.schedules.LearningRateSchedule"),
+)
+registry.add_provider("loss", lambda: _keras_callables("keras.losses"))
+registry.add_provider("metric", lambda: _keras_callables("keras.metrics"))
+registry.add_provider("callback", lambda: _keras_classes("keras.callbacks", "keras.callbacks.Callback"))
+registry.add_provider("data_source", _import_builtins("framework.data.sources"))

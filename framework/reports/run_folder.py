@@ -1,0 +1,113 @@
+"""The run folder: ``reports/<name>-<timestamp>-<id>/``, written so a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from framework.errors import RunError
+
+SPEC_FILES = ("spec.toml", "spec.json")
+METRICS = "metrics.json"
+RESOLVED = "resolved.json"
+HISTORY = "history.csv"
+ENVIRONMENT = "environment.json"
+SUMMARY = "summary.txt"
+MODEL = "model.keras"
+PREPROCESSING = "preprocessing.json"
+
+# Free space a run needs before it starts (model, history, plots).
+MIN_FREE_BYTES = 50 * 1024 * 1024
+
+
+def _json_default(value: Any):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename over the target."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=_json_default, allow_nan=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def check_writable(reports_dir: Path) -> None:
+    """Fail before training when the reports folder can't take a run."""
+    try:
+        reports_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the reports folder: {exc.strerror}", path=str(reports_dir)) from None
+    if not os.access(reports_dir, os.W_OK | os.X_OK):
+        raise RunError("the reports folder is not writable", path=str(reports_dir))
+    free = shutil.disk_usage(reports_dir).free
+    if free < MIN_FREE_BYTES:
+        raise RunError(f"only {free // 2**20} MiB free on the reports folder's disk; a run needs {MIN_FREE_BYTES // 2**20} MiB", path=str(reports_dir))
+
+
+class RunFolder:
+    """One run's folder. ``RunFolder.create`` makes a new, unique one."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, reports_dir: Path, name: str) -> "RunFolder":
+        reports_dir = Path(reports_dir)
+        check_writable(reports_dir)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for _ in range(100):
+            path = reports_dir / f"{name}-{stamp}-{secrets.token_hex(3)}"
+            # the schema restricts names to [A-Za-z0-9._-]; still, never leave the reports folder
+            if path.resolve().parent != reports_dir.resolve():
+                raise RunError(f"run name '{name}' would leave the reports folder", path="name")
+            try:
+                path.mkdir()  # exist_ok=False: concurrent runs never share a folder
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise RunError("could not find a free run folder name", path=str(reports_dir))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_json(self.file(name), data)
+
+    def write_text(self, name: str, text: str) -> None:
+        write_atomic(self.file(name), text)
+
+    def read_json(self, name: str) -> Any:
+        return read_json(self.file(name))
+
+    def metrics(self) -> dict[str, Any]:
+        return self.read_json(METRICS) if self.file(METRICS).exists() else {}
+
+    def update_metrics(self, **values: Any) -> dict[str, Any]:
+        data = {**self.metrics(), **values}
+        self.write_json(METRICS, data)
+        return data

@@ -1,0 +1,181 @@
+"""Read a TOML or JSON spec, apply ``--set`` overrides, validate, and report errors by key path."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from framework.errors import SpecError, SpecErrors, format_path
+from framework.spec.schema import Spec
+
+FORMATS = {".toml": "toml", ".json": "json"}
+
+
+@dataclass
+class LoadedSpec:
+    """A validated spec with where it came from."""
+
+    spec: Spec
+    path: Path | None
+    text: str
+    overrides: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def file(self) -> str:
+        return str(self.path) if self.path else "<spec>"
+
+    def resolved(self) -> dict[str, Any]:
+        """Every option with its default filled in, as JSON-ready data."""
+        return self.spec.model_dump(mode="json")
+
+
+def parse_text(text: str, fmt: str, file: str) -> dict[str, Any]:
+    if fmt == "toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"TOML syntax error: {exc}", file=file) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"JSON syntax error: {exc.msg} (at line {exc.lineno}, column {exc.colno})", file=file) from None
+    if not isinstance(data, dict):
+        raise SpecError("a JSON spec must be an object at the top level", file=file)
+    return data
+
+
+def read_spec_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise SpecError(f"unknown spec format '{path.suffix}'; use .toml or .json", file=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("spec file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file: {exc}", file=str(path)) from None
+    return path, text, parse_text(text, fmt, str(path))
+
+
+# --- overrides -------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_key_path(key: str) -> list[str | int]:
+    """'model.layers[0].filters' -> ['model', 'layers', 0, 'filters']."""
+    parts: list[str | int] = []
+    pos = 0
+    key = key.strip()
+    while pos < len(key):
+        if key[pos] == "." and parts:
+            pos += 1
+        match = _TOKEN.match(key, pos)
+        if not match:
+            raise SpecError(f"cannot parse key path '{key}'; write it like model.layers[0].filters", path=key)
+        parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        pos = match.end()
+    if not parts or not isinstance(parts[0], str):
+        raise SpecError(f"cannot parse key path '{key}'", path=key)
+    return parts
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (3, 1e-3, true, "x", [1, 2], { a = 1 }); anything else is a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    if not sep:
+        raise SpecError(f"--set expects KEY=VALUE, got '{assignment}'")
+    parts = parse_key_path(key)
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        here = format_path(parts[: i + 1])
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                size = len(node) if isinstance(node, list) else 0
+                raise SpecError(f"index {part} is out of range (the list has {size} items)", path=here)
+            if not isinstance(node[part], (dict, list)):
+                node[part] = {}
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise SpecError("is not a table, so it has no keys", path=format_path(parts[:i]))
+            if not isinstance(node.get(part), (dict, list)):
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise SpecError(f"index {last} is out of range", path=format_path(parts))
+    elif not isinstance(node, dict):
+        raise SpecError("is not a table, so it has no keys", path=format_path(parts[:-1]))
+    node[last] = parse_value(value.strip())
+
+
+# --- validation ------------------------------------------------------------------------
+
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def _clean_loc(loc: tuple) -> list[str | int]:
+    """Drop pydantic's union-branch tags ('float', "literal['a']", 'ScheduleSpec') from an error location."""
+    return [
+        p
+        for p in loc
+        if isinstance(p, int)
+        or not (p in _UNION_TAGS or "[" in p or (p[:1].isupper() and p.endswith("Spec")) or p.startswith("function-"))
+    ]
+
+
+def errors_from_validation(exc: ValidationError, file: str) -> SpecError:
+    seen: dict[str, SpecError] = {}
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(err["loc"])
+        if err["type"] == "unknown_key":
+            loc.append(err["ctx"]["key"])
+        path = format_path(loc) or "<top level>"
+        message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err["type"] == "missing":
+            message = "missing required key"
+        elif err["type"] not in ("unknown_key", "value_error") and "input" in err and not isinstance(err["input"], (dict, list)):
+            message += f" (got {err['input']!r})"
+        # one message per key: union branches repeat the same key
+        seen.setdefault(path, SpecError(message, path=path, file=file))
+    errors = list(seen.values())
+    return errors[0] if len(errors) == 1 else SpecErrors(errors)
+
+
+def validate(data: dict[str, Any], *, file: str, base_dir: Path) -> Spec:
+    try:
+        return Spec.model_validate(data, context={"base_dir": str(base_dir)})
+    except ValidationError as exc:
+        raise errors_from_validation(exc, file) from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
+    """Read, override and validate a spec file. Raises SpecError with the file and key path."""
+    path, text, data = read_spec_file(path)
+    overrides = list(overrides or [])
+    for assignment in overrides:
+        try:
+            apply_override(data, assignment)
+        except SpecError as exc:
+            exc.file = f"--set {assignment}"
+            raise
+    spec = validate(data, file=str(path), base_dir=path.resolve().parent)
+    return LoadedSpec(spec=spec, path=path, text=text, overrides=overrides, raw=data)

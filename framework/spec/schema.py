@@ -1,0 +1,249 @@
+"""The spec format, declared once: every option's type, default and description.
+
+The JSON Schema (``python -m framework schema``) and the spec reference in the
+README come from these classes. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from framework.errors import did_you_mean
+
+
+class StrictModel(BaseModel):
+    """A spec table: unknown keys are errors that suggest the closest known key."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.model_config.get("extra") == "forbid":
+            known = set(cls.model_fields)
+            for key in data:
+                if key not in known:
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key '{key}'{hint}",
+                        {"key": str(key), "hint": did_you_mean(str(key), known)},
+                    )
+        return data
+
+
+def _finite(value: float, info: ValidationInfo) -> float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    return value
+
+
+class TypedTable(BaseModel):
+    """A table with a ``type`` and that type's keyword arguments (checked when built)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Registered name, e.g. a keras class name.")
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+class DataSpec(StrictModel):
+    source: str = Field(
+        description=(
+            "Where the data comes from, as SCHEME:ARG: sklearn:digits|iris|wine|breast_cancer, "
+            "csv:PATH, npz:PATH, keras:mnist|fashion_mnist|cifar10|... Paths are relative to the spec file."
+        ),
+        examples=["sklearn:digits", "csv:data/train.csv", "npz:mnist.npz", "keras:mnist"],
+    )
+    features: list[str] | None = Field(None, description="csv: feature columns (default: every column but the label).")
+    label: str = Field("label", description="csv: the label column.")
+    test_split: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split of its own."
+    )
+    validation_split: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of the training split held out for validation.")
+    stratify: bool = Field(True, description="Stratify the splits by label (classification).")
+    scale: Literal["none", "standard", "minmax"] | float = Field(
+        "none",
+        description=(
+            "Input scaling: 'standard' (zero mean, unit variance) and 'minmax' are fitted on the training split only; "
+            "a number multiplies the inputs (e.g. 0.0625 for digits, 0.00392 for 8-bit images)."
+        ),
+    )
+    reshape: list[int] | None = Field(
+        None, description="Reshape each example, e.g. [8, 8, 1] for digits as images; -1 allowed once."
+    )
+    train_limit: int | None = Field(
+        None, ge=1, description="Keep only the first N training examples (after splitting), e.g. to study overfitting."
+    )
+    shuffle: bool = Field(True, description="Shuffle the training set every epoch.")
+    shuffle_buffer: int | None = Field(None, ge=1, description="Shuffle buffer size (default: the whole training set).")
+    cache: bool = Field(True, description="Cache the tf.data pipeline in memory.")
+    prefetch: bool = Field(True, description="Prefetch batches (tf.data.AUTOTUNE).")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_finite_positive(cls, value, info: ValidationInfo):
+        if isinstance(value, float) and (not math.isfinite(value) or value <= 0):
+            raise ValueError(f"a numeric scale must be a positive finite number, got {value}")
+        return value
+
+    @field_validator("reshape")
+    @classmethod
+    def _reshape_dims(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("must list at least one dimension")
+        if sum(1 for d in value if d == -1) > 1 or any(d == 0 or d < -1 for d in value):
+            raise ValueError(f"dimensions must be positive, with at most one -1; got {value}")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str, info: ValidationInfo) -> str:
+        from framework.data.sources import resolve_source_string
+
+        base_dir = (info.context or {}).get("base_dir")
+        return resolve_source_string(value, Path(base_dir) if base_dir else Path.cwd())
+
+
+# --- model -----------------------------------------------------------------------------
+
+
+class LayerSpec(BaseModel):
+    """One layer: a ``type`` and its keyword arguments, or ``reuse`` of a named layer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = Field(None, description="A keras.layers class name or a registered layer/block.")
+    name: str | None = Field(None, description="Layer name; graph form refers to layers by it.")
+    inputs: list[str] | None = Field(
+        None, description="Graph form: names of the model inputs or layers this layer is called on."
+    )
+    reuse: str | None = Field(None, description="Graph form: call the layer of this name again (shared weights).")
+
+    @model_validator(mode="after")
+    def _type_or_reuse(self) -> "LayerSpec":
+        if (self.type is None) == (self.reuse is None):
+            raise PydanticCustomError("layer_type", "each layer needs exactly one of 'type' or 'reuse'")
+        if self.reuse is not None and self.model_extra:
+            raise PydanticCustomError(
+                "layer_reuse", "a reused layer takes no arguments of its own, got {keys}", {"keys": sorted(self.model_extra)}
+            )
+        return self
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class InputSpec(StrictModel):
+    name: str = Field(description="Input name, used in layers' 'inputs'.")
+    shape: list[int] = Field(description="Shape of one example, without the batch dimension.")
+    dtype: str = Field("float32", description="Input dtype.")
+
+
+class ModelSpec(StrictModel):
+    layers: list[LayerSpec] = Field(
+        min_length=1,
+        description=(
+            "Layers in order (list form: each takes the previous one's output), or a graph "
+            "(graph form: layers name their 'inputs')."
+        ),
+    )
+    input_shape: list[int] | None = Field(
+        None, description="List form: shape of one example (default: from data.reshape or the data source)."
+    )
+    inputs: list[InputSpec] | None = Field(None, description="Graph form: the named model inputs.")
+    outputs: list[str] | None = Field(
+        None, description="Graph form: names of the layers that are model outputs (default: the last layer)."
+    )
+
+    @model_validator(mode="after")
+    def _graph_names(self) -> "ModelSpec":
+        names = [i.name for i in self.inputs or []]
+        for i, layer in enumerate(self.layers):
+            if layer.name is not None:
+                if layer.name in names:
+                    raise PydanticCustomError(
+                        "duplicate_name", "layers[{i}]: name '{name}' is used twice", {"i": i, "name": layer.name}
+                    )
+                names.append(layer.name)
+        return self
+
+    @property
+    def is_graph(self) -> bool:
+        return self.inputs is not None or any(l.inputs is not None for l in self.layers)
+
+
+# --- train -----------------------------------------------------------------------------
+
+
+class OptimizerSpec(TypedTable):
+    type: str = Field("adam", description="A keras.optimizers name: adam, adamw, sgd, rmsprop, ...")
+    learning_rate: float = Field(1e-3, gt=0, description="Learning rate (the schedule's initial rate when one is set).")
+
+    _finite_lr = field_validator("learning_rate")(_finite)
+
+
+class ScheduleSpec(TypedTable):
+    type: str = Field(
+        description=(
+            "A keras.optimizers.schedules class: CosineDecay, ExponentialDecay, PiecewiseConstantDecay, ... "
+            "Its initial rate is train.optimizer.learning_rate; decay_steps defaults to the whole run."
+        )
+    )
+
+
+class TrainSpec(StrictModel):
+    epochs: int = Field(10, ge=1, le=100_000, description="Training epochs.")
+    batch_size: int = Field(32, ge=1, le=1_000_000, description="Batch size (global, across replicas).")
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec, description="Optimizer: a type and its arguments.")
+    lr_schedule: ScheduleSpec | None = Field(None, description="Optional learning-rate schedule.")
+    loss: str | dict[str, str] = Field(
+        "sparse_categorical_crossentropy",
+        description="A keras loss name, or a table of them keyed by output name (graph form).",
+    )
+    loss_weights: dict[str, float] | None = Field(None, description="Per-output loss weights (graph form).")
+    metrics: list[str] | dict[str, list[str]] = Field(
+        default_factory=lambda: ["accuracy"], description="Keras metric names, or a table keyed by output name."
+    )
+    jit_compile: Literal["auto", True, False] = Field(
+        "auto", description="XLA: 'auto' follows Keras (XLA on GPU, not on CPU); the mode that ran is recorded."
+    )
+    mixed_precision: bool = Field(False, description="Train with the mixed_float16 policy (outputs stay float32).")
+    verbose: Literal[0, 1, 2] = Field(2, description="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.")
+
+
+# --- the whole spec --------------------------------------------------------------------
+
+
+class Spec(StrictModel):
+    """An experiment: data, model and training, plus optional sections."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Run name; the run folder is reports/<name>-<timestamp>-<id>. Letters, digits, '.', '_', '-'.",
+    )
+    description: str = Field("", description="Free text, shown in reports.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for splits, shuffling and initialisation.")
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)

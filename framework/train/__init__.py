@@ -1,0 +1,1 @@
+"""Train stage: compile, fit, evaluate, write the run folder."""

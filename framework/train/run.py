@@ -1,0 +1,171 @@
+"""One run: data -> model -> fit -> evaluate, with everything written to a run folder."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from framework.build import build_model
+from framework.data import load_splits
+from framework.data.pipeline import make_dataset
+from framework.errors import FrameworkError
+from framework.reports import run_folder as rf
+from framework.reports.run_folder import RunFolder
+from framework.spec.load import LoadedSpec
+from framework.spec.schema import Spec
+from framework.train.compile import compile_model
+from framework.train.environment import describe_environment
+
+
+class RunInterrupted(FrameworkError):
+    """Ctrl-C during training: the folder is kept and marked interrupted."""
+
+    exit_code = 130
+    kind = "interrupted"
+
+
+class RunFailed(FrameworkError):
+    """Training stopped on its own (e.g. a non-finite loss): the folder is marked failed."""
+
+    exit_code = 1
+    kind = "run failed"
+
+
+@dataclass
+class RunResult:
+    folder: RunFolder
+    metrics: dict[str, Any]
+
+
+def setup_backend(spec: Spec) -> None:
+    """Seeds and precision policy; call before building the model."""
+    import keras
+
+    keras.utils.clear_session(free_memory=True)
+    keras.utils.set_random_seed(spec.seed)
+    keras.mixed_precision.set_global_policy("mixed_float16" if spec.train.mixed_precision else "float32")
+
+
+def model_summary(model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs before the run folder exists: spec, data, compiled model."""
+
+    spec: Spec
+    splits: Any
+    model: Any
+    train_ds: Any
+    val_ds: Any
+    test_ds: Any
+    steps_per_epoch: int
+
+
+def prepare(loaded: LoadedSpec) -> Prepared:
+    """Load data and build and compile the model. Every user error surfaces here, before any file is written."""
+    spec = loaded.spec
+    setup_backend(spec)
+    splits = load_splits(spec.data, spec.seed)
+    model = build_model(spec, splits.example_shape)
+    steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
+    compile_model(model, spec, steps)
+    data = spec.data
+    batch = spec.train.batch_size
+    train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch, data_spec=data, seed=spec.seed, training=True)
+    val_ds = (
+        None
+        if splits.x_val is None
+        else make_dataset(splits.x_val, splits.y_val, batch_size=batch, data_spec=data, seed=spec.seed, training=False)
+    )
+    test_ds = make_dataset(splits.x_test, splits.y_test, batch_size=batch, data_spec=data, seed=spec.seed, training=False)
+    return Prepared(spec, splits, model, train_ds, val_ds, test_ds, steps)
+
+
+def _write_inputs(folder: RunFolder, loaded: LoadedSpec, prepared: Prepared) -> None:
+    suffix = loaded.path.suffix.lower() if loaded.path else ".json"
+    folder.write_text(f"spec{suffix}", loaded.text)
+    resolved = loaded.resolved()
+    resolved["_overrides"] = loaded.overrides
+    folder.write_json(rf.RESOLVED, resolved)
+    folder.write_text(rf.SUMMARY, model_summary(prepared.model))
+    folder.write_json(
+        rf.PREPROCESSING,
+        {**prepared.splits.preprocessing, "class_names": prepared.splits.class_names, "sizes": prepared.splits.sizes()},
+    )
+
+
+def _finite_history(history: dict[str, list[float]]) -> tuple[bool, int | None]:
+    for epoch, value in enumerate(history.get("loss", []), start=1):
+        if value is None or not math.isfinite(value):
+            return False, epoch
+    return True, None
+
+
+def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> RunResult:
+    import keras
+
+    prepared = prepare(loaded)
+    spec, model = prepared.spec, prepared.model
+    folder = RunFolder.create(Path(reports_dir), spec.name)
+    _write_inputs(folder, loaded, prepared)
+    environment = describe_environment(loaded.path.parent if loaded.path else None)
+    environment["jit_compile"] = bool(model.jit_compile)
+    environment["mixed_precision"] = spec.train.mixed_precision
+    folder.write_json(rf.ENVIRONMENT, environment)
+    base = {
+        "name": spec.name,
+        "run": folder.path.name,
+        "status": "running",
+        "seed": spec.seed,
+        "jit_compile": bool(model.jit_compile),
+        "params": int(model.count_params()),
+        "train_examples": len(prepared.splits.x_train),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    folder.write_json(rf.METRICS, base)
+
+    callbacks = [
+        keras.callbacks.CSVLogger(str(folder.file(rf.HISTORY))),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    start = time.perf_counter()
+    try:
+        history = model.fit(
+            prepared.train_ds,
+            validation_data=prepared.val_ds,
+            epochs=spec.train.epochs,
+            callbacks=callbacks,
+            verbose=spec.train.verbose,
+        )
+    except KeyboardInterrupt:
+        folder.update_metrics(status="interrupted", train_seconds=time.perf_counter() - start)
+        raise RunInterrupted("training interrupted; the history so far is kept", path=str(folder.path)) from None
+    except Exception as exc:
+        folder.update_metrics(status="failed", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    train_seconds = time.perf_counter() - start
+    epochs_run = len(history.history.get("loss", []))
+    finite, bad_epoch = _finite_history(history.history)
+    timing = {
+        "epochs": epochs_run,
+        "train_seconds": round(train_seconds, 3),
+        "examples_per_second": round(len(prepared.splits.x_train) * epochs_run / train_seconds, 1) if train_seconds > 0 else None,
+    }
+    if not finite:
+        folder.update_metrics(status="failed", reason="non-finite loss", failed_epoch=bad_epoch, **timing)
+        raise RunFailed(f"the loss became non-finite in epoch {bad_epoch}; training stopped", path=str(folder.path))
+
+    scores = model.evaluate(prepared.test_ds, return_dict=True, verbose=0)
+    test = {f"test_{k}": float(v) for k, v in scores.items()}
+    model.save(folder.file(rf.MODEL))
+    metrics = folder.update_metrics(
+        status="completed", **test, **timing, finished=time.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    return RunResult(folder, metrics)

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sort", metavar="COLUMN", help="sort by this column (descending for test_ metrics)")
     report.add_argument("--columns", metavar="A,B,...", help="show these columns instead of the default view")
 
-    sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    schema = sub.add_parser("schema", help="print the JSON Schema of the spec format (or its Markdown reference)")
+    schema.add_argument("--format", choices=["json", "markdown"], default="json")
 
     lister = sub.add_parser("list", help="names a spec may use")
     lister.add_argument("kind", nargs="?", choices=sorted(LIST_KINDS), help="one kind (default: all but layers)")
@@ -79,6 +80,11 @@ def _in_spec_file(file: str):
 
 
 def cmd_schema(args) -> int:
+    if args.format == "markdown":
+        from framework.spec.docs import spec_reference
+
+        print(spec_reference(), end="")
+        return 0
     from framework.spec.schema import Spec
 
     print(json.dumps(Spec.model_json_schema(), indent=2))

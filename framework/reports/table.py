@@ -147,8 +147,20 @@ def render(frame, fmt: str) -> str:
     if fmt == "json":
         return frame.to_json(orient="records", indent=2) + "\n"
     if fmt == "markdown":
-        return frame.to_markdown(index=False, floatfmt=".4f") + "\n"
-    return frame.to_string(index=False, float_format=_number) + "\n"
+        return _display(frame).to_markdown(index=False) + "\n"
+    return _display(frame).to_string(index=False) + "\n"
+
+
+def _display(frame):
+    """Numbers to 4 significant digits and blanks for missing values, for people to read."""
+    def cell(value):
+        if value is None or (isinstance(value, float) and value != value):
+            return ""
+        if isinstance(value, float):
+            return _number(value)
+        return value
+
+    return frame.astype(object).map(cell)
 
 
 def _number(value: float) -> str:

@@ -244,6 +244,6 @@ class Spec(StrictModel):
     )
     description: str = Field("", description="Free text, shown in reports.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for splits, shuffling and initialisation.")
-    data: DataSpec
-    model: ModelSpec
-    train: TrainSpec = Field(default_factory=TrainSpec)
+    data: DataSpec = Field(description="Where the data comes from and how it is split and scaled.")
+    model: ModelSpec = Field(description="The layers of the model.")
+    train: TrainSpec = Field(default_factory=TrainSpec, description="Optimizer, loss, metrics, epochs.")

@@ -142,6 +142,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
             validation_data=prepared.val_ds,
             epochs=spec.train.epochs,
             callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
             verbose=spec.train.verbose,
         )
     except KeyboardInterrupt:

@@ -1,0 +1,63 @@
+"""The spec reference as Markdown, generated from the schema classes (README's "Spec reference")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from framework.spec.schema import Spec
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation)
+    for noise in ("typing.", "framework.spec.schema.", "NoneType"):
+        text = text.replace(noise, "" if noise != "NoneType" else "None")
+    return text
+
+
+def _default(field) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        if isinstance(value, BaseModel):
+            return "(table)"
+        return f"`{json.dumps(value)}`"
+    if field.default is PydanticUndefined:
+        return "required"
+    return f"`{json.dumps(field.default)}`"
+
+
+def _sections(model: type[BaseModel], prefix: str, out: list[tuple[str, type[BaseModel]]]) -> None:
+    out.append((prefix, model))
+    for name, field in model.model_fields.items():
+        for candidate in _models_in(field.annotation):
+            _sections(candidate, f"{prefix}.{name}" if prefix else name, out)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Spec tables inside an annotation such as ``list[InputSpec] | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def spec_reference() -> str:
+    sections: list[tuple[str, type[BaseModel]]] = []
+    _sections(Spec, "", sections)
+    lines: list[str] = []
+    for prefix, model in sections:
+        lines.append(f"#### `{prefix or 'top level'}`")
+        if model.model_config.get("extra") == "allow":
+            lines.append("Other keys are passed as keyword arguments to the named type.")
+        lines.append("")
+        lines.append("| key | type | default | description |")
+        lines.append("|---|---|---|---|")
+        for name, field in model.model_fields.items():
+            description = (field.description or "").replace("|", "\\|")
+            type_name = _type_name(field.annotation).replace("|", "\\|")
+            lines.append(f"| `{name}` | {type_name} | {_default(field)} | {description} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Shared helpers: run the CLI in-process (TensorFlow is imported once per test session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def cli(capsys):
+    """cli("run", "spec.toml", ...) -> (exit code, stdout, stderr)."""
+    from framework.cli import main
+
+    def run(*args: str):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """write_spec(dict_or_text, name="spec.toml") -> Path in tmp_path."""
+    import tomli_w
+
+    def write(content, name: str = "spec.toml") -> Path:
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content)
+        elif name.endswith(".json"):
+            path.write_text(json.dumps(content))
+        else:
+            path.write_text(tomli_w.dumps(content))
+        return path
+
+    return write
+
+
+def tiny_spec(**sections) -> dict:
+    """A small valid MLP spec on digits; sections replace or extend its tables."""
+    spec = {
+        "name": "tiny",
+        "seed": 1,
+        "data": {"source": "sklearn:digits", "scale": 0.0625, "validation_split": 0.1},
+        "model": {"layers": [{"type": "Dense", "units": 16, "activation": "relu"}, {"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "train": {"epochs": 1, "batch_size": 64, "verbose": 0},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
+@pytest.fixture
+def digits_npz(tmp_path) -> Path:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=digits.data[:1400], y_train=digits.target[:1400], x_test=digits.data[1400:], y_test=digits.target[1400:])
+    return path
+
+
+@pytest.fixture
+def copy_spec(tmp_path):
+    def copy(name: str) -> Path:
+        return Path(shutil.copy(SPECS / name, tmp_path / name))
+
+    return copy

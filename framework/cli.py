@@ -98,14 +98,11 @@ def cmd_check(args) -> int:
     if args.schema_only:
         print(f"{loaded.file}: valid spec '{loaded.spec.name}'")
         return 0
-    from framework.build import build_model
-    from framework.train.compile import compile_model
-    from framework.train.run import model_summary, setup_backend
+    from framework.train.run import build_and_compile, model_summary, setup_backend
 
     with _in_spec_file(loaded.file):
         setup_backend(loaded.spec)
-        model = build_model(loaded.spec)
-        compile_model(model, loaded.spec, steps_per_epoch=1)
+        model = build_and_compile(loaded.spec, None, steps_per_epoch=1).model
     print(model_summary(model), end="")
     print(f"{loaded.file}: valid spec '{loaded.spec.name}', {model.count_params():,} parameters")
     return 0

@@ -232,6 +232,68 @@ class TrainSpec(StrictModel):
     verbose: Literal[0, 1, 2] = Field(2, description="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.")
 
 
+# --- augmentation and regularization ---------------------------------------------------
+
+
+class AugmentationStep(TypedTable):
+    type: str = Field(
+        description=(
+            "A Keras augmentation layer (RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast, "
+            "RandomBrightness, RandomCrop, RandAugment, ...), GaussianNoise for numeric or sequence inputs, "
+            "or MixUp/CutMix, which mix whole batches, labels included."
+        )
+    )
+
+
+class AugmentationSpec(StrictModel):
+    steps: list[AugmentationStep] = Field(default_factory=list, description="Steps applied in order, to training batches only.")
+    placement: Literal["auto", "pipeline", "model"] = Field(
+        "auto",
+        description=(
+            "Where the steps run: 'pipeline' (tf.data, on the CPU), 'model' (as layers at the model's input, "
+            "inactive at evaluation and prediction), or 'auto': model on a GPU, pipeline otherwise. "
+            "MixUp and CutMix always run in the pipeline. The placement used is recorded in metrics.json."
+        ),
+    )
+
+
+class EarlyStoppingSpec(StrictModel):
+    monitor: str = Field("val_loss", description="The logged quantity to watch, e.g. val_loss or val_accuracy.")
+    patience: int = Field(5, ge=0, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as an improvement.")
+    restore_best_weights: bool = Field(True, description="End with the weights of the best epoch.")
+
+
+class ReduceLROnPlateauSpec(StrictModel):
+    monitor: str = Field("val_loss", description="The logged quantity to watch.")
+    factor: float = Field(0.5, gt=0, lt=1, description="Multiply the learning rate by this on a plateau.")
+    patience: int = Field(3, ge=0, description="Epochs without improvement before reducing.")
+    min_lr: float = Field(0.0, ge=0, description="Lower bound on the learning rate.")
+
+
+class RegularizationSpec(StrictModel):
+    l1: float = Field(0.0, ge=0, description="L1 penalty on every kernel; a layer's own kernel_regularizer overrides it.")
+    l2: float = Field(0.0, ge=0, description="L2 penalty on every kernel; a layer's own kernel_regularizer overrides it.")
+    dropout: float = Field(
+        0.0, ge=0, lt=1,
+        description="Adds Dropout(rate) after every hidden Dense layer and sets `dropout` on layers that take it (GRU, LSTM, ...).",
+    )
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay (as in AdamW), applied by the optimizer.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing for cross-entropy losses.")
+    clip_norm: float | None = Field(None, gt=0, description="Clip each gradient to this L2 norm.")
+    clip_global_norm: float | None = Field(None, gt=0, description="Clip all gradients together to this global L2 norm.")
+    clip_value: float | None = Field(None, gt=0, description="Clip gradient values to [-clip_value, clip_value].")
+    early_stopping: EarlyStoppingSpec | None = Field(None, description="Stop when the monitored value stops improving.")
+    reduce_lr_on_plateau: ReduceLROnPlateauSpec | None = Field(None, description="Reduce the learning rate on a plateau.")
+
+    @model_validator(mode="after")
+    def _one_clipping(self) -> "RegularizationSpec":
+        set_ = [k for k in ("clip_norm", "clip_global_norm", "clip_value") if getattr(self, k) is not None]
+        if len(set_) > 1:
+            raise PydanticCustomError("clipping", "choose one gradient clipping, got {keys}", {"keys": set_})
+        return self
+
+
 # --- the whole spec --------------------------------------------------------------------
 
 
@@ -247,3 +309,23 @@ class Spec(StrictModel):
     data: DataSpec = Field(description="Where the data comes from and how it is split and scaled.")
     model: ModelSpec = Field(description="The layers of the model.")
     train: TrainSpec = Field(default_factory=TrainSpec, description="Optimizer, loss, metrics, epochs.")
+    augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec, description="Data augmentation (training only).")
+    regularization: RegularizationSpec = Field(default_factory=RegularizationSpec, description="Penalties, dropout, clipping, early stopping.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Spec":
+        reg = self.regularization
+        if reg.reduce_lr_on_plateau is not None and self.train.lr_schedule is not None:
+            raise PydanticCustomError(
+                "lr_conflict", "regularization.reduce_lr_on_plateau cannot change a train.lr_schedule; use one of them"
+            )
+        if reg.weight_decay and "weight_decay" in self.train.optimizer.kwargs:
+            raise PydanticCustomError(
+                "wd_conflict", "weight decay is set twice: in regularization.weight_decay and train.optimizer.weight_decay"
+            )
+        monitors = [m.monitor for m in (reg.early_stopping, reg.reduce_lr_on_plateau) if m is not None]
+        if self.data.validation_split == 0 and any(m.startswith("val_") for m in monitors):
+            raise PydanticCustomError(
+                "no_validation", "early stopping / reduce_lr_on_plateau watch a val_ metric but data.validation_split is 0"
+            )
+        return self

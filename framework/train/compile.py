@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework.build.layers import accepted_kwargs
+from framework.build.layers import accepted_kwargs, instantiate
 from framework.errors import SpecError, did_you_mean
 from framework.registry import BUILTIN, registry
 from framework.spec.schema import Spec
@@ -14,15 +14,7 @@ _COMPILE_ALIASES = {"accuracy", "acc", "crossentropy", "ce", "mse", "mae", "mape
 
 
 def _instantiate(kind: str, type_name: str, kwargs: dict[str, Any], path: str):
-    cls = registry.get(kind, type_name, path=f"{path}.type")
-    allowed = accepted_kwargs(cls) if isinstance(cls, type) else None
-    for key in kwargs:
-        if allowed is not None and key not in allowed:
-            raise SpecError(f"{type_name} has no argument '{key}'{did_you_mean(key, allowed)}", path=f"{path}.{key}")
-    try:
-        return cls(**kwargs)
-    except Exception as exc:
-        raise SpecError(f"{type_name}: {exc}", path=path) from None
+    return instantiate(registry.get(kind, type_name, path=f"{path}.type"), type_name, kwargs, path)
 
 
 def make_learning_rate(spec: Spec, steps_per_epoch: int):
@@ -40,9 +32,17 @@ def make_learning_rate(spec: Spec, steps_per_epoch: int):
     return _instantiate("lr_schedule", schedule.type, kwargs, "train.lr_schedule")
 
 
-def make_optimizer(spec: Spec, steps_per_epoch: int, extra: dict[str, Any] | None = None):
-    opt = spec.train.optimizer
-    kwargs = {**opt.kwargs, "learning_rate": make_learning_rate(spec, steps_per_epoch), **(extra or {})}
+def make_optimizer(spec: Spec, steps_per_epoch: int):
+    """The spec's optimizer, with regularization's weight decay and gradient clipping."""
+    opt, reg = spec.train.optimizer, spec.regularization
+    kwargs = {**opt.kwargs, "learning_rate": make_learning_rate(spec, steps_per_epoch)}
+    extras = {
+        "weight_decay": reg.weight_decay or None,
+        "clipnorm": reg.clip_norm,
+        "global_clipnorm": reg.clip_global_norm,
+        "clipvalue": reg.clip_value,
+    }
+    kwargs.update({k: v for k, v in extras.items() if v is not None})
     return _instantiate("optimizer", opt.type, kwargs, "train.optimizer")
 
 
@@ -64,10 +64,40 @@ def resolve_named(kind: str, name: str, path: str):
         raise SpecError(f"unknown {kind} '{name}'{did_you_mean(name, names)}", path=path) from None
 
 
-def resolve_losses(spec: Spec):
+# Cross-entropies that take label smoothing, by the target encoding they expect.
+_SMOOTHABLE = {
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "binary_crossentropy": "BinaryCrossentropy",
+}
+SPARSE_CE = "sparse_categorical_crossentropy"
+
+
+def needs_one_hot(spec: Spec, mixing: bool) -> bool:
+    """Integer labels become one-hot when the loss needs it: categorical CE, label smoothing, MixUp/CutMix."""
     loss = spec.train.loss
     if isinstance(loss, dict):
+        return False
+    return loss == "categorical_crossentropy" or (loss == SPARSE_CE and (mixing or spec.regularization.label_smoothing > 0))
+
+
+def resolve_losses(spec: Spec, one_hot: bool = False):
+    """Loss objects for compile. With one-hot targets the sparse CE becomes its categorical form."""
+    import keras
+
+    loss = spec.train.loss
+    smoothing = spec.regularization.label_smoothing
+    if isinstance(loss, dict):
+        if smoothing:
+            raise SpecError("label smoothing applies to single-output models", path="regularization.label_smoothing")
         return {out: resolve_named("loss", name, f"train.loss.{out}") for out, name in loss.items()}
+    if one_hot and loss == SPARSE_CE:
+        loss = "categorical_crossentropy"
+    if smoothing:
+        if loss not in _SMOOTHABLE:
+            raise SpecError(
+                f"label smoothing needs a cross-entropy loss, not '{loss}'", path="regularization.label_smoothing"
+            )
+        return getattr(keras.losses, _SMOOTHABLE[loss])(label_smoothing=smoothing)
     return resolve_named("loss", loss, "train.loss")
 
 
@@ -81,7 +111,7 @@ def resolve_metrics(spec: Spec):
     return [resolve_named("metric", m, f"train.metrics[{i}]") for i, m in enumerate(metrics)]
 
 
-def compile_model(model, spec: Spec, steps_per_epoch: int, *, loss=None, optimizer=None) -> None:
+def compile_model(model, spec: Spec, steps_per_epoch: int, *, one_hot: bool = False, optimizer=None) -> None:
     """Compile with the spec's optimizer, loss, metrics and XLA mode."""
     outputs = list(model.output_names)
     for key in ("loss", "loss_weights", "metrics"):
@@ -93,7 +123,7 @@ def compile_model(model, spec: Spec, steps_per_epoch: int, *, loss=None, optimiz
     try:
         model.compile(
             optimizer=optimizer or make_optimizer(spec, steps_per_epoch),
-            loss=loss if loss is not None else resolve_losses(spec),
+            loss=resolve_losses(spec, one_hot),
             loss_weights=spec.train.loss_weights,
             metrics=resolve_metrics(spec),
             jit_compile=spec.train.jit_compile,

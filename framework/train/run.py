@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.build import build_model
+from framework.build.augment import AugmentationPlan, augment_batch, plan_augmentation
 from framework.data import load_splits
 from framework.data.pipeline import make_dataset
 from framework.errors import FrameworkError
@@ -16,7 +17,8 @@ from framework.reports import run_folder as rf
 from framework.reports.run_folder import RunFolder
 from framework.spec.load import LoadedSpec
 from framework.spec.schema import Spec
-from framework.train.compile import compile_model
+from framework.train.callbacks import early_stopping_report, spec_callbacks
+from framework.train.compile import compile_model, needs_one_hot
 from framework.train.environment import describe_environment
 
 
@@ -56,16 +58,56 @@ def model_summary(model) -> str:
 
 
 @dataclass
+class Built:
+    """A compiled model and how its targets and augmentation are arranged."""
+
+    model: Any
+    augmentation: AugmentationPlan
+    one_hot: bool
+
+
+def build_and_compile(spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int) -> Built:
+    """Plan augmentation, build the model, compile it. ``check`` and ``run`` share this."""
+    from framework.build.model import list_input_shape
+
+    shape = example_shape if example_shape is not None else (
+        tuple(spec.model.inputs[0].shape) if spec.model.inputs else list_input_shape(spec)
+    )
+    plan = plan_augmentation(spec, shape)
+    model = build_model(spec, example_shape, input_layers=plan.model_layers())
+    one_hot = needs_one_hot(spec, mixing=bool(plan.mixers))
+    compile_model(model, spec, steps_per_epoch, one_hot=one_hot)
+    return Built(model, plan, one_hot)
+
+
+@dataclass
 class Prepared:
     """Everything a run needs before the run folder exists: spec, data, compiled model."""
 
     spec: Spec
     splits: Any
-    model: Any
+    built: Built
     train_ds: Any
     val_ds: Any
     test_ds: Any
     steps_per_epoch: int
+
+    @property
+    def model(self):
+        return self.built.model
+
+
+def _targets(y, built: Built):
+    import numpy as np
+
+    if y is None or not built.one_hot or y.ndim != 1:
+        return y
+    classes = int(built.model.output_shape[-1])
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= classes:
+        from framework.errors import DataError
+
+        raise DataError(f"one-hot targets need integer labels in [0, {classes}); got {y.dtype} in [{y.min()}, {y.max()}]", path="data.label")
+    return np.eye(classes, dtype="float32")[y]
 
 
 def prepare(loaded: LoadedSpec) -> Prepared:
@@ -73,19 +115,24 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     spec = loaded.spec
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
-    model = build_model(spec, splits.example_shape)
     steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
-    compile_model(model, spec, steps)
-    data = spec.data
-    batch = spec.train.batch_size
-    train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch, data_spec=data, seed=spec.seed, training=True)
-    val_ds = (
-        None
-        if splits.x_val is None
-        else make_dataset(splits.x_val, splits.y_val, batch_size=batch, data_spec=data, seed=spec.seed, training=False)
+    built = build_and_compile(spec, splits.example_shape, steps)
+    plan = built.augmentation
+    augment = (lambda x, y: augment_batch(plan, x, y)) if plan.pipeline_layers() or plan.mixers else None
+
+    def dataset(x, y, training):
+        if x is None:
+            return None
+        return make_dataset(x, _targets(y, built), batch_size=spec.train.batch_size, data_spec=spec.data,
+                            seed=spec.seed, training=training, augment=augment if training else None)
+
+    return Prepared(
+        spec, splits, built,
+        dataset(splits.x_train, splits.y_train, True),
+        dataset(splits.x_val, splits.y_val, False),
+        dataset(splits.x_test, splits.y_test, False),
+        steps,
     )
-    test_ds = make_dataset(splits.x_test, splits.y_test, batch_size=batch, data_spec=data, seed=spec.seed, training=False)
-    return Prepared(spec, splits, model, train_ds, val_ds, test_ds, steps)
 
 
 def _write_inputs(folder: RunFolder, loaded: LoadedSpec, prepared: Prepared) -> None:
@@ -118,6 +165,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     environment = describe_environment(loaded.path.parent if loaded.path else None)
     environment["jit_compile"] = bool(model.jit_compile)
     environment["mixed_precision"] = spec.train.mixed_precision
+    environment["augmentation_placement"] = prepared.built.augmentation.placement
     folder.write_json(rf.ENVIRONMENT, environment)
     base = {
         "name": spec.name,
@@ -127,6 +175,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         "jit_compile": bool(model.jit_compile),
         "params": int(model.count_params()),
         "train_examples": len(prepared.splits.x_train),
+        "augmentation": prepared.built.augmentation.placement,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     folder.write_json(rf.METRICS, base)
@@ -134,6 +183,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     callbacks = [
         keras.callbacks.CSVLogger(str(folder.file(rf.HISTORY))),
         keras.callbacks.TerminateOnNaN(),
+        *spec_callbacks(spec),
     ]
     start = time.perf_counter()
     try:
@@ -167,6 +217,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     test = {f"test_{k}": float(v) for k, v in scores.items()}
     model.save(folder.file(rf.MODEL))
     metrics = folder.update_metrics(
-        status="completed", **test, **timing, finished=time.strftime("%Y-%m-%dT%H:%M:%S")
+        status="completed", **test, **timing, **early_stopping_report(callbacks),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     return RunResult(folder, metrics)

@@ -1,0 +1,128 @@
+"""The builder: ``[model]`` (list form or graph form) -> a functional keras.Model.
+
+List form: each layer takes the previous layer's output. Graph form: layers
+name their ``inputs`` (model inputs or earlier layers), ``reuse = "name"``
+calls an existing layer again (shared weights), and ``outputs`` lists the
+output layers. A list is just a graph whose layers omit ``inputs``, so one
+loop builds both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework.build.layers import call_layer, make_layer
+from framework.build.regularize import dropout_after, regularized_kwargs
+from framework.registry import registry
+from framework.errors import SpecError
+from framework.spec.schema import Spec
+
+
+def list_input_shape(spec: Spec, data_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The example shape of a list-form model: from the data, the spec, or the source's metadata."""
+    declared = spec.model.input_shape
+    if declared is not None and data_shape is not None and tuple(declared) != tuple(data_shape):
+        raise SpecError(f"is {tuple(declared)} but the data's examples have shape {tuple(data_shape)}", path="model.input_shape")
+    if data_shape is not None:
+        return tuple(data_shape)
+    if declared is not None:
+        return tuple(declared)
+    if spec.data.reshape and -1 not in spec.data.reshape:
+        return tuple(spec.data.reshape)
+    from framework.data.sources import open_source
+
+    shape = open_source(spec.data).feature_shape()
+    if shape is None:
+        raise SpecError("cannot tell the input shape without loading the data; set it here", path="model.input_shape")
+    return tuple(shape)
+
+
+def output_names(spec: Spec) -> list[str]:
+    if spec.model.outputs:
+        return list(spec.model.outputs)
+    last = spec.model.layers[-1]
+    return [last.name] if last.name else []
+
+
+def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_layers: list | None = None):
+    """Build the Keras model a spec declares, with ``[regularization]`` applied to its layers.
+
+    ``input_layers`` (augmentation placed in the model) are applied to the input first.
+    """
+    import keras
+
+    model_spec = spec.model
+    nodes: dict[str, Any] = {}
+    layers_by_name: dict[str, Any] = {}
+    if model_spec.inputs:
+        inputs = []
+        for i, input_spec in enumerate(model_spec.inputs):
+            try:
+                tensor = keras.Input(shape=tuple(input_spec.shape), dtype=input_spec.dtype, name=input_spec.name)
+            except Exception as exc:
+                raise SpecError(str(exc), path=f"model.inputs[{i}]") from None
+            nodes[input_spec.name] = tensor
+            inputs.append(tensor)
+    else:
+        inputs = [keras.Input(shape=list_input_shape(spec, data_shape), name="input")]
+    if data_shape is not None and model_spec.inputs and len(model_spec.inputs) == 1:
+        declared = tuple(model_spec.inputs[0].shape)
+        if declared != tuple(data_shape):
+            raise SpecError(f"shape is {declared} but the data's examples have shape {tuple(data_shape)}", path="model.inputs[0].shape")
+
+    out_names = set(output_names(spec))
+    previous = inputs[-1]
+    if input_layers:
+        if len(inputs) != 1:
+            raise SpecError("augmentation in the model needs a model with one input", path="augmentation.placement")
+        for layer in input_layers:
+            previous = call_layer(layer, [previous], type(layer).__name__, "augmentation")
+        if model_spec.inputs:  # graph form: layers that name the input get the augmented tensor
+            nodes[model_spec.inputs[0].name] = previous
+    reg = spec.regularization
+    last = len(model_spec.layers) - 1
+    for i, layer_spec in enumerate(model_spec.layers):
+        path = f"model.layers[{i}]"
+        if layer_spec.reuse is not None:
+            if layer_spec.reuse not in layers_by_name:
+                raise SpecError(f"reuses '{layer_spec.reuse}', which is not an earlier layer's name", path=f"{path}.reuse")
+            layer, type_name = layers_by_name[layer_spec.reuse], layer_spec.reuse
+        else:
+            cls = registry.get("layer", layer_spec.type, path=f"{path}.type")
+            kwargs = regularized_kwargs(cls, layer_spec, reg, path)
+            if layer_spec.name:
+                kwargs["name"] = layer_spec.name
+            is_output = layer_spec.name in out_names or (not out_names and i == last)
+            if spec.train.mixed_precision and is_output:
+                kwargs.setdefault("dtype", "float32")  # keep outputs and their loss in float32
+            layer, type_name = make_layer(layer_spec.type, kwargs, path), layer_spec.type
+            if layer_spec.name:
+                layers_by_name[layer_spec.name] = layer
+        if layer_spec.inputs is None:
+            args = [previous]
+        else:
+            missing = [n for n in layer_spec.inputs if n not in nodes]
+            if missing:
+                raise SpecError(f"unknown inputs {missing}; known so far: {sorted(nodes)}", path=f"{path}.inputs")
+            args = [nodes[n] for n in layer_spec.inputs]
+        previous = call_layer(layer, args, type_name, path)
+        if layer_spec.reuse is None and dropout_after(type(layer), reg, is_output):
+            previous = keras.layers.Dropout(reg.dropout, seed=spec.seed + i)(previous)
+        if layer_spec.name:
+            nodes[layer_spec.name] = previous
+
+    if model_spec.outputs:
+        unknown = [n for n in model_spec.outputs if n not in nodes]
+        if unknown:
+            raise SpecError(f"unknown layer names {unknown}; known: {sorted(nodes)}", path="model.outputs")
+        outputs = [nodes[n] for n in model_spec.outputs]
+    else:
+        outputs = [previous]
+    try:
+        return keras.Model(
+            inputs=inputs[0] if len(inputs) == 1 else inputs,
+            outputs=outputs[0] if len(outputs) == 1 else outputs,
+            name=spec.name.replace(".", "_"),
+        )
+    except Exception as exc:
+        raise SpecError(f"cannot connect the model: {exc}", path="model") from None

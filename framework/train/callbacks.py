@@ -1,0 +1,30 @@
+"""Keras callbacks a spec asks for: early stopping and learning-rate reduction from ``[regularization]``."""
+
+from __future__ import annotations
+
+from framework.spec.schema import Spec
+
+
+def spec_callbacks(spec: Spec) -> list:
+    import keras
+
+    reg = spec.regularization
+    callbacks = []
+    if reg.early_stopping is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(**reg.early_stopping.model_dump(), verbose=0))
+    if reg.reduce_lr_on_plateau is not None:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(**reg.reduce_lr_on_plateau.model_dump(), verbose=0))
+    return callbacks
+
+
+def early_stopping_report(callbacks: list) -> dict:
+    """What early stopping did, for metrics.json (1-based epochs)."""
+    import keras
+
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.EarlyStopping):
+            return {
+                "early_stopped": callback.stopped_epoch > 0,
+                "best_epoch": int(callback.best_epoch) + 1,
+            }
+    return {}

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lister = sub.add_parser("list", help="names a spec may use")
     lister.add_argument("kind", nargs="?", choices=sorted(LIST_KINDS), help="one kind (default: all but layers)")
+    lister.add_argument("--spec", help="also list what this spec's plugins register")
+    lister.add_argument("--plugin", action="append", default=[], metavar="FILE", help="also list what this plugin registers")
     return parser
 
 
@@ -140,7 +142,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
+    from framework.plugins import load_plugin_file
     from framework.registry import registry
+
+    if args.spec:
+        from framework.spec import load_spec
+
+        load_spec(args.spec)  # imports its plugins
+    for plugin in args.plugin:
+        load_plugin_file(Path(plugin), key_path="--plugin")
 
     kinds = [LIST_KINDS[args.kind]] if args.kind else [k for k in LIST_KINDS.values() if k != "layer"]
     for kind in kinds:

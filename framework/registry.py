@@ -33,6 +33,9 @@ KINDS = (
 
 BUILTIN = "built-in"
 
+# Kinds whose classes end up inside a saved model.
+SERIALIZABLE_KINDS = {"layer", "augmentation", "loss", "metric"}
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -52,6 +55,7 @@ class Registry:
         self._aliases: dict[str, dict[str, str]] = {k: {} for k in KINDS}
         # The source that registrations made now are attributed to (a plugin file while it loads).
         self.current_source = BUILTIN
+        self._entry_points_loaded = False
 
     def _check_kind(self, kind: str) -> None:
         if kind not in self._entries:
@@ -68,6 +72,11 @@ class Registry:
                 "rename one of them"
             )
         self._entries[kind][name] = Entry(name, obj, source)
+        if source != BUILTIN and isinstance(obj, type) and kind in SERIALIZABLE_KINDS:
+            import keras
+
+            # so that a saved model.keras names the class and reloads once the plugin is imported
+            keras.saving.register_keras_serializable(package="framework", name=name)(obj)
         return obj
 
     def register(self, kind: str, name: str | None = None, source: str | None = None):
@@ -88,6 +97,11 @@ class Registry:
         self._aliases[kind][alias] = name
 
     def _run_providers(self, kind: str) -> None:
+        if not self._entry_points_loaded:
+            self._entry_points_loaded = True  # before loading: entry points register through add()
+            from framework.plugins import load_entry_points
+
+            load_entry_points()
         providers, self._providers[kind] = self._providers[kind], []
         for provider in providers:
             for name, obj in provider().items():

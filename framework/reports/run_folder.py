@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from framework.errors import RunError
+from framework.errors import FrameworkError, RunError
 
 SPEC_FILES = ("spec.toml", "spec.json")
 METRICS = "metrics.json"
@@ -111,3 +111,26 @@ class RunFolder:
         data = {**self.metrics(), **values}
         self.write_json(METRICS, data)
         return data
+
+
+def load_run_model(folder: str | Path):
+    """The trained model of a run folder, loaded with Keras's safe mode after importing the run's plugins."""
+    import keras
+
+    from framework.plugins import load_plugin_file
+
+    folder = RunFolder(Path(folder))
+    if not folder.file(MODEL).exists():
+        raise RunError(f"no {MODEL} here; is this a completed run folder?", path=str(folder.path))
+    plugins = folder.read_json(RESOLVED).get("plugins", []) if folder.file(RESOLVED).exists() else []
+    for i, plugin in enumerate(plugins):
+        try:
+            load_plugin_file(Path(plugin), key_path=f"plugins[{i}]")
+        except FrameworkError as exc:
+            raise RunError(f"the model needs the plugin {plugin}, which cannot be loaded: {exc.message}", path=str(folder.path)) from None
+    try:
+        return keras.saving.load_model(folder.file(MODEL), safe_mode=True)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0][:300]
+        hint = f"; the run used the plugins {plugins}" if plugins else "; if it uses a plugin class, import that plugin first"
+        raise RunError(f"cannot load {MODEL}: {message}{hint}", path=str(folder.path)) from None

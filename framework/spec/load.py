@@ -177,5 +177,14 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
         except SpecError as exc:
             exc.file = f"--set {assignment}"
             raise
-    spec = validate(data, file=str(path), base_dir=path.resolve().parent)
+    base_dir = path.resolve().parent
+    if "plugins" in data:  # before validation: plugins may register data sources the schema checks
+        from framework.plugins import load_plugins
+
+        try:
+            load_plugins(data["plugins"], base_dir)
+        except SpecError as exc:
+            exc.file = exc.file or str(path)
+            raise
+    spec = validate(data, file=str(path), base_dir=base_dir)
     return LoadedSpec(spec=spec, path=path, text=text, overrides=overrides, raw=data)

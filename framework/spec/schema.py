@@ -306,11 +306,21 @@ class Spec(StrictModel):
     )
     description: str = Field("", description="Free text, shown in reports.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for splits, shuffling and initialisation.")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Plugin files or package folders to import first (relative to the spec); they register layers, data sources, ...",
+    )
     data: DataSpec = Field(description="Where the data comes from and how it is split and scaled.")
     model: ModelSpec = Field(description="The layers of the model.")
     train: TrainSpec = Field(default_factory=TrainSpec, description="Optimizer, loss, metrics, epochs.")
     augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec, description="Data augmentation (training only).")
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec, description="Penalties, dropout, clipping, early stopping.")
+
+    @field_validator("plugins")
+    @classmethod
+    def _absolute_plugin_paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        base_dir = Path((info.context or {}).get("base_dir") or Path.cwd())
+        return [str((base_dir / Path(p).expanduser()).resolve()) for p in value]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Spec":

@@ -181,9 +181,9 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     folder.write_json(rf.METRICS, base)
 
     callbacks = [
-        keras.callbacks.CSVLogger(str(folder.file(rf.HISTORY))),
+        *spec_callbacks(spec),  # first, so the values they log (learning_rate) reach the CSV
         keras.callbacks.TerminateOnNaN(),
-        *spec_callbacks(spec),
+        keras.callbacks.CSVLogger(str(folder.file(rf.HISTORY))),
     ]
     start = time.perf_counter()
     try:

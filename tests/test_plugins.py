@@ -1,0 +1,134 @@
+"""Plugins: spec-named files and entry points register into the one registry; models reload with them."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SPECS, tiny_spec
+from framework.errors import SpecError
+from framework.registry import Registry, registry
+
+
+def test_tempered_sigmoid_with_defaults_is_tanh():
+    from framework.plugins import load_plugin_file
+
+    module = load_plugin_file(ROOT / "plugins" / "tempered.py")
+    x = np.linspace(-3, 3, 13, dtype="float32")
+    np.testing.assert_allclose(module.TemperedSigmoid()(x), np.tanh(x), atol=1e-6)
+    layer = module.TemperedSigmoid(scale=1.5, temperature=0.5, offset=0.2)
+    assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_balanced_accuracy_is_mean_recall():
+    from framework.plugins import load_plugin_file
+
+    metric = load_plugin_file(ROOT / "plugins" / "balanced_accuracy.py").BalancedAccuracy()
+    y_true = np.array([0, 0, 0, 0, 1, 1])
+    y_pred = np.eye(2, dtype="float32")[[0, 0, 0, 1, 1, 0]]
+    metric.update_state(y_true, y_pred)
+    assert float(metric.result()) == pytest.approx((3 / 4 + 1 / 2) / 2)
+
+
+@pytest.mark.parametrize("spec", ["digits_tempered.toml", "digits_npy.toml"])
+def test_plugin_specs_check_and_run(cli, tmp_path, spec):
+    assert cli("check", SPECS / spec)[0] == 0
+    code, out, err = cli("run", SPECS / spec, "--reports", tmp_path, "--set", "train.epochs=1", "--set", "train.verbose=0")
+    assert code == 0, err
+    metrics = json.loads(next(tmp_path.iterdir()).joinpath("metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    if spec == "digits_tempered.toml":
+        assert "test_balanced_accuracy" in metrics
+
+
+def test_list_names_the_plugin_source(cli):
+    code, out, _ = cli("list", "layers", "--spec", SPECS / "digits_tempered.toml")
+    line = next(l for l in out.splitlines() if l.strip().startswith("TemperedSigmoid"))
+    assert "plugin" in line and "tempered.py" in line
+    assert "built-in" in next(l for l in out.splitlines() if l.strip().startswith("Dense "))
+
+
+def test_a_name_clash_names_both_sources(tmp_path):
+    from framework.plugins import load_plugin_file
+
+    for n in (1, 2):
+        (tmp_path / f"p{n}.py").write_text(textwrap.dedent("""
+            from framework.registry import registry
+            @registry.register("data_source", "twice")
+            class Twice:
+                pass
+        """))
+    load_plugin_file(tmp_path / "p1.py")
+    with pytest.raises(SpecError) as err:
+        load_plugin_file(tmp_path / "p2.py")
+    assert "p1.py" in str(err.value) and "p2.py" in str(err.value)
+
+
+def test_a_plugin_cannot_take_a_builtin_name(tmp_path):
+    from framework.plugins import load_plugin_file
+
+    (tmp_path / "dense.py").write_text(
+        "import keras\nfrom framework.registry import registry\n"
+        "@registry.register('layer', 'Dense')\nclass MyDense(keras.layers.Layer):\n    pass\n"
+    )
+    with pytest.raises(SpecError, match="registered twice: by built-in and by plugin"):
+        load_plugin_file(tmp_path / "dense.py")
+
+
+def test_missing_plugin_file_is_a_spec_error(cli, write_spec):
+    code, _, err = cli("check", "--schema-only", write_spec({**tiny_spec(), "plugins": ["nowhere.py"]}))
+    assert code == 2 and "plugins[0]" in err and "plugin not found" in err
+
+
+def test_unknown_names_suggest_plugin_names(tmp_path):
+    reg = Registry()
+    reg.add("layer", "TemperedSigmoid", object(), source="plugin x.py")
+    with pytest.raises(SpecError, match="did you mean 'TemperedSigmoid'"):
+        reg.get("layer", "TemperedSigmoind")
+
+
+def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    import framework.plugins as plugins
+
+    (tmp_path / "ep_plugin.py").write_text(
+        "from framework.registry import registry\n@registry.register('data_source', 'from_ep')\nclass FromEp:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = metadata.EntryPoint(name="demo", value="ep_plugin", group=plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep] if group == plugins.ENTRY_POINT_GROUP else [])
+    plugins.load_entry_points()
+    assert registry.find("data_source", "from_ep").source == "entry point demo (ep_plugin)"
+
+
+def _load_in_new_process(folder, *plugin_imports):
+    code = "".join(f"from framework.plugins import load_plugin_file; load_plugin_file({str(p)!r})\n" for p in plugin_imports)
+    code += textwrap.dedent(f"""
+        import keras
+        from framework.errors import FrameworkError
+        try:
+            model = keras.saving.load_model({str(folder / 'model.keras')!r}, safe_mode=True)
+            print("LOADED", model.count_params())
+        except Exception as exc:
+            print("FAILED", exc)
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT).stdout
+
+
+def test_model_with_plugin_layer_reloads_in_a_new_process(cli, tmp_path):
+    assert cli("run", SPECS / "digits_tempered.toml", "--reports", tmp_path, "--set", "train.epochs=1", "--set", "train.verbose=0")[0] == 0
+    folder = next(tmp_path.iterdir())
+    params = json.loads((folder / "metrics.json").read_text())["params"]
+    plugins = [ROOT / "plugins" / "tempered.py", ROOT / "plugins" / "balanced_accuracy.py"]
+    assert f"LOADED {params}" in _load_in_new_process(folder, *plugins)
+    assert "FAILED" in _load_in_new_process(folder) and "TemperedSigmoid" in _load_in_new_process(folder)
+    # the run folder knows its plugins: load_run_model imports them itself
+    out = subprocess.run(
+        [sys.executable, "-c", f"from framework.reports.run_folder import load_run_model; print('LOADED', load_run_model({str(folder)!r}).count_params())"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    ).stdout
+    assert f"LOADED {params}" in out

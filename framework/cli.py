@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate a spec; writes a run folder")
     _add_spec_args(run)
     run.add_argument("--reports", default="reports", metavar="DIR", help="where run folders go (default: reports)")
-    run.add_argument("--seed", type=int, help="override the spec's seed")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="override the spec's seed")
+    seeds.add_argument("--seeds", metavar="N,N,...", help="run once per seed, e.g. --seeds 1,2,3")
+    seeds.add_argument("--repeat", type=int, metavar="N", help="run N times, with seeds seed, seed+1, ...")
 
     check = sub.add_parser("check", help="validate a spec and build its model (no data, no training)")
     _add_spec_args(check)
@@ -53,9 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="one table with a row per run")
     report.add_argument("dirs", nargs="*", default=["reports"], metavar="DIR", help="run folders or folders of runs")
-    report.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    report.add_argument("--format", choices=["table", "csv", "markdown", "json", "html"], default="table")
     report.add_argument("--sort", metavar="COLUMN", help="sort by this column (descending for test_ metrics)")
     report.add_argument("--columns", metavar="A,B,...", help="show these columns instead of the default view")
+    report.add_argument("--where", metavar="QUERY", help="keep runs matching a pandas query, e.g. 'test_accuracy > 0.95'")
+    report.add_argument("--group-by", metavar="KEY[,KEY]", help="mean ± std of the metrics per value of KEY (e.g. over seeds)")
+    report.add_argument("--output", metavar="FILE", help="html: where to write the page (default: DIR/report.html)")
+
+    compare = sub.add_parser("compare", help="spec differences, metrics with deltas, and curves of two or more runs")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders (two or more)")
+    compare.add_argument("--format", choices=["table", "markdown"], default="table")
+    compare.add_argument("--output", metavar="PNG", help="where to write the curves figure (default: beside the first run)")
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec format (or its Markdown reference)")
     schema.add_argument("--format", choices=["json", "markdown"], default="json")
@@ -110,34 +121,81 @@ def cmd_check(args) -> int:
     return 0
 
 
+def _seed_list(args, spec_seed: int) -> list[int | None]:
+    if args.seeds:
+        try:
+            return [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise FrameworkError(f"expected whole numbers separated by commas, got {args.seeds!r}", path="--seeds") from None
+    if args.repeat is not None:
+        if args.repeat < 1:
+            raise FrameworkError("must be at least 1", path="--repeat")
+        return [spec_seed + i for i in range(args.repeat)]
+    return [args.seed]
+
+
 def cmd_run(args) -> int:
     from framework.reports.table import default_view, load, render
     from framework.spec import load_spec
     from framework.train.run import run_experiment
 
-    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    loaded = load_spec(args.spec, overrides)
-    with _in_spec_file(loaded.file):
-        result = run_experiment(loaded, args.reports)
-    print(f"\nrun folder: {result.folder.path}")
-    print(render(default_view(load(result.folder.path)), "table"), end="")
+    first = load_spec(args.spec, args.overrides)
+    folders = []
+    for seed in _seed_list(args, first.spec.seed):
+        loaded = first if seed is None else load_spec(args.spec, [*args.overrides, f"seed={seed}"])
+        with _in_spec_file(loaded.file):
+            result = run_experiment(loaded, args.reports)
+        folders.append(result.folder.path)
+        print(f"\nrun folder: {result.folder.path}")
+    print(render(default_view(load(*folders)), "table"), end="")
     return 0
 
 
 def cmd_report(args) -> int:
-    from framework.reports.table import default_view, load, render
+    from framework.reports import table
 
-    frame = load(*args.dirs)
+    frame = table.load(*args.dirs)
+    if args.where and not frame.empty:
+        frame = table.where(frame, args.where)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    view = default_view(frame, columns)
+    view = table.default_view(frame, columns)
     if args.sort and not view.empty:
         if args.sort not in frame.columns:
             from framework.errors import did_you_mean
 
             raise FrameworkError(f"unknown column '{args.sort}'{did_you_mean(args.sort, frame.columns)}", path="--sort")
-        order = frame[args.sort].sort_values(ascending=not args.sort.startswith("test_") or args.sort == "test_loss", kind="stable")
-        view = view.loc[order.index]
-    sys.stdout.write(render(view, args.format))
+        descending = args.sort.startswith("test_") and not args.sort.endswith("loss")
+        view = view.loc[frame[args.sort].sort_values(ascending=not descending, kind="stable").index]
+    grouped = None
+    if args.group_by and not frame.empty:
+        grouped = table.group(frame, [k.strip() for k in args.group_by.split(",")])
+        if args.format in ("csv", "json"):
+            view = grouped
+        elif args.format != "html":
+            view = table.group_display(grouped)
+    if args.format == "html":
+        from framework.reports.html import write_runs_page
+
+        output = Path(args.output) if args.output else Path(args.dirs[0]) / "report.html"
+        shown = table.group_display(grouped) if grouped is not None else None
+        print(write_runs_page(view, frame, output, grouped=shown))
+        return 0
+    sys.stdout.write(table.render(view, args.format))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from framework.reports.compare import compare_runs
+    from framework.reports.table import render
+
+    if len(args.runs) < 2:
+        raise FrameworkError("give two or more run folders", path="compare")
+    specs, metrics, figure = compare_runs([Path(r) for r in args.runs], Path(args.output) if args.output else None)
+    print("spec differences:")
+    print(render(specs, args.format) if not specs.empty else "  none: the specs are the same\n", end="")
+    print("\nmetrics (Δ against the first run):")
+    print(render(metrics, args.format), end="")
+    print(f"\ncurves: {figure}")
     return 0
 
 
@@ -161,7 +219,14 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "report": cmd_report, "schema": cmd_schema, "list": cmd_list}
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "schema": cmd_schema,
+    "list": cmd_list,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,9 +102,13 @@ def _ordered_columns(columns) -> list[str]:
     return lead + metrics + trailing + rest
 
 
+# Top-level spec keys without a dot, which a run's metrics repeat.
+SPEC_TOP_LEVEL = ("name", "seed", "description", "plugins")
+
+
 def spec_columns(frame) -> list[str]:
-    """Flattened spec keys (they contain a '.' or '[')."""
-    return [c for c in frame.columns if ("." in c or "[" in c) and c != "path"]
+    """Flattened spec keys: nested ones contain a '.' or '['."""
+    return [c for c in frame.columns if ("." in c or "[" in c or c in SPEC_TOP_LEVEL) and c != "path"]
 
 
 def differing_columns(frame) -> list[str]:
@@ -165,3 +169,43 @@ def _display(frame):
 
 def _number(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+
+
+def where(frame, expression: str):
+    """Rows matching a pandas query; dotted spec keys may be written with or without backticks."""
+    import re
+
+    quoted = expression
+    for column in sorted((c for c in frame.columns if re.search(r"[.\[\]]", c)), key=len, reverse=True):
+        quoted = re.sub(rf"(?<![`\w]){re.escape(column)}(?![`\w])", f"`{column}`", quoted)
+    try:
+        return frame.query(quoted, engine="python")
+    except Exception as exc:
+        raise FrameworkError(f"cannot filter with {expression!r}: {type(exc).__name__}: {exc}", path="--where") from None
+
+
+def group(frame, keys: list[str]):
+    """Mean, std and count of every test metric per value of ``keys`` (e.g. over repeated seeds)."""
+    missing = [k for k in keys if k not in frame.columns]
+    if missing:
+        raise FrameworkError(f"unknown column '{missing[0]}'{did_you_mean(missing[0], frame.columns)}", path="--group-by")
+    metrics = [c for c in metric_columns(frame.columns) if frame[c].dtype.kind in "fi"]
+    grouped = frame.groupby(keys, dropna=False)
+    out = grouped.size().rename("runs").to_frame()
+    for metric in metrics:
+        out[f"{metric}_mean"] = grouped[metric].mean()
+        out[f"{metric}_std"] = grouped[metric].std(ddof=1)
+    return out.reset_index()
+
+
+def group_display(grouped):
+    """``test_accuracy_mean`` and ``_std`` merged into one 'mean ± std' column, for people to read."""
+    out = grouped[[c for c in grouped.columns if not c.endswith(("_mean", "_std"))]].copy()
+    for column in grouped.columns:
+        if column.endswith("_mean"):
+            metric = column[: -len("_mean")]
+            std = grouped[f"{metric}_std"]
+            out[metric] = [
+                f"{_number(m)} ± {_number(s)}" if s == s else _number(m) for m, s in zip(grouped[column], std)
+            ]
+    return out

@@ -229,6 +229,7 @@ class TrainSpec(StrictModel):
         "auto", description="XLA: 'auto' follows Keras (XLA on GPU, not on CPU); the mode that ran is recorded."
     )
     mixed_precision: bool = Field(False, description="Train with the mixed_float16 policy (outputs stay float32).")
+    tensorboard: bool = Field(False, description="Write TensorBoard logs into the run folder's tensorboard/.")
     verbose: Literal[0, 1, 2] = Field(2, description="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.")
 
 

@@ -185,6 +185,8 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(folder.file(rf.HISTORY))),
     ]
+    if spec.train.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.file("tensorboard"))))
     start = time.perf_counter()
     try:
         history = model.fit(
@@ -220,4 +222,34 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         status="completed", **test, **timing, **early_stopping_report(callbacks),
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
+    write_figures(folder, prepared)
     return RunResult(folder, metrics)
+
+
+def _class_predictions(model, test_ds, splits):
+    """Predicted and true class ids on the test split, or None when the task is not classification."""
+    import numpy as np
+
+    y = splits.y_test
+    if len(model.outputs) != 1 or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        return None
+    probabilities = model.predict(test_ds, verbose=0)
+    if probabilities.ndim != 2:
+        return None
+    predicted = probabilities.argmax(axis=1) if probabilities.shape[1] > 1 else (probabilities[:, 0] > 0.5).astype(int)
+    return y, predicted
+
+
+def write_figures(folder: RunFolder, prepared: Prepared) -> None:
+    """Learning curves, the confusion matrix (classification) and the run's HTML page."""
+    import pandas as pd
+
+    from framework.reports import plots
+    from framework.reports.html import write_run_page
+
+    history = pd.read_csv(folder.file(rf.HISTORY))
+    plots.learning_curves(history, folder.file(plots.CURVES), title=folder.path.name)
+    predictions = _class_predictions(prepared.model, prepared.test_ds, prepared.splits)
+    if predictions is not None:
+        plots.confusion_matrix(*predictions, prepared.splits.class_names, folder.file(plots.CONFUSION))
+    write_run_page(folder.path)

@@ -1,0 +1,101 @@
+"""PNG figures for runs: learning curves, confusion matrices, and several runs' curves on one figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CURVES = "curves.png"
+CONFUSION = "confusion.png"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _curve_metrics(history) -> list[str]:
+    """Metrics that have a training curve: 'loss', 'accuracy', ... (not val_ or learning_rate)."""
+    return [c for c in history.columns if c not in ("epoch", "learning_rate") and not c.startswith("val_")]
+
+
+def learning_curves(history, path: Path, title: str = "") -> Path:
+    """One panel per metric, training and validation curves."""
+    plt = _pyplot()
+    metrics = _curve_metrics(history)[:4] or ["loss"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
+    epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+    for ax, metric in zip(axes[0], metrics):
+        if metric in history:
+            ax.plot(epochs, history[metric], label="train")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(y_true, y_pred, class_names: list[str] | None, path: Path) -> Path:
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    plt = _pyplot()
+    labels = np.arange(max(int(np.max(y_true)), int(np.max(y_pred))) + 1)
+    matrix = sk_confusion(y_true, y_pred, labels=labels)
+    names = class_names if class_names and len(class_names) == len(labels) else [str(l) for l in labels]
+    size = max(3.5, 0.45 * len(labels) + 1.5)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                color="white" if value > matrix.max() / 2 else "black")
+    ax.set_xticks(labels, names, rotation=45 if len(labels) > 10 else 0)
+    ax.set_yticks(labels, names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (test)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def compare_curves(histories: dict[str, "object"], path: Path) -> Path:
+    """Several runs' curves on one figure: one panel per metric, validation solid, training dashed."""
+    plt = _pyplot()
+    metrics: list[str] = []
+    for history in histories.values():
+        metrics += [m for m in _curve_metrics(history) if m not in metrics]
+    metrics = metrics[:3] or ["loss"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for i, (name, history) in enumerate(histories.items()):
+            color = f"C{i % 10}"
+            epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+            if metric in history:
+                ax.plot(epochs, history[metric], "--", color=color, alpha=0.6)
+            if f"val_{metric}" in history:
+                ax.plot(epochs, history[f"val_{metric}"], color=color, label=name)
+            elif metric in history:
+                ax.lines[-1].set_label(name)
+        ax.set_title(f"{metric} (solid: validation, dashed: train)", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

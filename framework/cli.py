@@ -43,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="train and evaluate a spec; writes a run folder")
-    _add_spec_args(run)
+    run.add_argument("spec", nargs="?", help="spec file (.toml or .json)")
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set train.epochs=3 --set model.layers[0].filters=16",
+    )
+    run.add_argument("--resume", metavar="RUN_FOLDER", help="continue a killed or interrupted run from its last completed epoch")
     run.add_argument("--reports", default="reports", metavar="DIR", help="where run folders go (default: reports)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="override the spec's seed")
@@ -137,7 +142,18 @@ def _seed_list(args, spec_seed: int) -> list[int | None]:
 def cmd_run(args) -> int:
     from framework.reports.table import default_view, load, render
     from framework.spec import load_spec
-    from framework.train.run import run_experiment
+    from framework.train.run import resume_experiment, run_experiment
+
+    if args.resume:
+        if args.spec or args.overrides or args.seed is not None or args.seeds or args.repeat:
+            raise FrameworkError("--resume takes only the run folder: the spec, overrides and seed are the run's own", path="--resume")
+        with _in_spec_file(args.resume):
+            result = resume_experiment(args.resume)
+        print(f"\nrun folder: {result.folder.path}")
+        print(render(default_view(load(result.folder.path)), "table"), end="")
+        return 0
+    if not args.spec:
+        raise FrameworkError("give a spec file, or --resume RUN_FOLDER", path="run")
 
     first = load_spec(args.spec, args.overrides)
     folders = []

@@ -1,20 +1,58 @@
-"""numpy arrays -> tf.data pipelines: shuffle, batch, augment (training only), cache, prefetch."""
+"""numpy arrays -> tf.data pipelines.
+
+Training batches follow a seeded permutation that is a function of the epoch
+number alone (not of how many epochs this process has run), so a resumed run
+sees exactly the order an uninterrupted run would. Augmentation is mapped over
+training batches only.
+"""
 
 from __future__ import annotations
 
 
-def make_dataset(x, y, *, batch_size: int, data_spec, seed: int, training: bool, augment=None):
-    """A batched dataset. ``augment(x, y) -> (x, y)`` runs on training batches, after the cache."""
+def _epoch_callback(epoch_variable):
+    import keras
+
+    class EpochShuffle(keras.callbacks.Callback):
+        """Tells the training pipeline which epoch's permutation to draw."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            epoch_variable.assign(epoch)
+
+    return EpochShuffle()
+
+
+def training_dataset(x, y, *, batch_size: int, data_spec, seed: int, augment=None):
+    """Returns (dataset, callback): the callback must be passed to fit() so each epoch draws its own order."""
+    import tensorflow as tf
+
+    count = len(y)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    features, targets = tf.constant(x), tf.constant(y)
+
+    def order(_):
+        if not data_spec.shuffle:
+            return tf.data.Dataset.range(count)
+        keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
+
+    ds = tf.data.Dataset.from_tensors(0).flat_map(order).batch(batch_size)
+    # flat_map hides the length; Keras needs it to end epochs without a warning
+    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+    ds = ds.map(lambda idx: (tf.gather(features, idx), tf.gather(targets, idx)))
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if data_spec.prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds, _epoch_callback(epoch)
+
+
+def evaluation_dataset(x, y, *, batch_size: int, data_spec):
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if data_spec.cache:
         ds = ds.cache()
-    if training and data_spec.shuffle:
-        ds = ds.shuffle(data_spec.shuffle_buffer or len(y), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if training and augment is not None:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if data_spec.prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds

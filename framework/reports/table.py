@@ -90,7 +90,7 @@ def load(*paths: str | Path):
 
 
 def metric_columns(columns: Iterable[str]) -> list[str]:
-    return [c for c in columns if c.startswith(("test_", "val_", "best_"))]
+    return [c for c in columns if c.startswith(("test_", "val_"))]
 
 
 def _ordered_columns(columns) -> list[str]:

@@ -92,9 +92,10 @@ class DataSpec(StrictModel):
     train_limit: int | None = Field(
         None, ge=1, description="Keep only the first N training examples (after splitting), e.g. to study overfitting."
     )
-    shuffle: bool = Field(True, description="Shuffle the training set every epoch.")
-    shuffle_buffer: int | None = Field(None, ge=1, description="Shuffle buffer size (default: the whole training set).")
-    cache: bool = Field(True, description="Cache the tf.data pipeline in memory.")
+    shuffle: bool = Field(
+        True, description="Shuffle the training set every epoch: a seeded permutation per epoch, the same on resume."
+    )
+    cache: bool = Field(True, description="Cache the validation and test pipelines in memory.")
     prefetch: bool = Field(True, description="Prefetch batches (tf.data.AUTOTUNE).")
 
     @field_validator("scale")
@@ -229,6 +230,10 @@ class TrainSpec(StrictModel):
         "auto", description="XLA: 'auto' follows Keras (XLA on GPU, not on CPU); the mode that ran is recorded."
     )
     mixed_precision: bool = Field(False, description="Train with the mixed_float16 policy (outputs stay float32).")
+    deterministic: bool = Field(
+        True,
+        description="Deterministic TensorFlow ops, so the same spec and seed give the same metrics (see the README for its cost).",
+    )
     tensorboard: bool = Field(False, description="Write TensorBoard logs into the run folder's tensorboard/.")
     verbose: Literal[0, 1, 2] = Field(2, description="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.")
 

@@ -11,7 +11,7 @@ from typing import Any
 from framework.build import build_model
 from framework.build.augment import AugmentationPlan, augment_batch, plan_augmentation
 from framework.data import load_splits
-from framework.data.pipeline import make_dataset
+from framework.data.pipeline import evaluation_dataset, training_dataset
 from framework.errors import FrameworkError
 from framework.reports import run_folder as rf
 from framework.reports.run_folder import RunFolder
@@ -48,6 +48,10 @@ def setup_backend(spec: Spec) -> None:
 
     keras.utils.clear_session(free_memory=True)
     keras.utils.set_random_seed(spec.seed)
+    if spec.train.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # process-wide; TensorFlow has no switch back
     keras.mixed_precision.set_global_policy("mixed_float16" if spec.train.mixed_precision else "float32")
 
 
@@ -91,6 +95,7 @@ class Prepared:
     val_ds: Any
     test_ds: Any
     steps_per_epoch: int
+    pipeline_callbacks: list
 
     @property
     def model(self):
@@ -120,19 +125,15 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     plan = built.augmentation
     augment = (lambda x, y: augment_batch(plan, x, y)) if plan.pipeline_layers() or plan.mixers else None
 
-    def dataset(x, y, training):
-        if x is None:
-            return None
-        return make_dataset(x, _targets(y, built), batch_size=spec.train.batch_size, data_spec=spec.data,
-                            seed=spec.seed, training=training, augment=augment if training else None)
-
-    return Prepared(
-        spec, splits, built,
-        dataset(splits.x_train, splits.y_train, True),
-        dataset(splits.x_val, splits.y_val, False),
-        dataset(splits.x_test, splits.y_test, False),
-        steps,
+    batch = spec.train.batch_size
+    train_ds, epoch_callback = training_dataset(
+        splits.x_train, _targets(splits.y_train, built), batch_size=batch, data_spec=spec.data, seed=spec.seed, augment=augment
     )
+    val_ds = None if splits.x_val is None else evaluation_dataset(
+        splits.x_val, _targets(splits.y_val, built), batch_size=batch, data_spec=spec.data
+    )
+    test_ds = evaluation_dataset(splits.x_test, _targets(splits.y_test, built), batch_size=batch, data_spec=spec.data)
+    return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback])
 
 
 def _write_inputs(folder: RunFolder, loaded: LoadedSpec, prepared: Prepared) -> None:
@@ -155,9 +156,11 @@ def _finite_history(history: dict[str, list[float]]) -> tuple[bool, int | None]:
     return True, None
 
 
-def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> RunResult:
-    import keras
+BACKUP = "backup"  # keras.callbacks.BackupAndRestore's folder: weights, optimizer state, epoch
 
+
+def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> RunResult:
+    """A new run: prepare (every user error surfaces here), then create the folder and train."""
     prepared = prepare(loaded)
     spec, model = prepared.spec, prepared.model
     folder = RunFolder.create(Path(reports_dir), spec.name)
@@ -165,9 +168,10 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     environment = describe_environment(loaded.path.parent if loaded.path else None)
     environment["jit_compile"] = bool(model.jit_compile)
     environment["mixed_precision"] = spec.train.mixed_precision
+    environment["deterministic"] = spec.train.deterministic
     environment["augmentation_placement"] = prepared.built.augmentation.placement
     folder.write_json(rf.ENVIRONMENT, environment)
-    base = {
+    folder.write_json(rf.METRICS, {
         "name": spec.name,
         "run": folder.path.name,
         "status": "running",
@@ -177,43 +181,99 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         "train_examples": len(prepared.splits.x_train),
         "augmentation": prepared.built.augmentation.placement,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    folder.write_json(rf.METRICS, base)
+    })
+    return _train(folder, prepared, initial_epoch=0)
 
+
+def resume_experiment(path: str | Path) -> RunResult:
+    """Continue a killed or interrupted run from its last completed epoch, in the same folder."""
+    from framework.errors import RunError
+    from framework.spec.load import validate
+
+    folder = RunFolder(Path(path))
+    if not folder.file(rf.RESOLVED).exists() or not folder.file(rf.METRICS).exists():
+        raise RunError("is not a run folder (no resolved.json or metrics.json)", path=str(folder.path))
+    metrics = folder.metrics()
+    if metrics.get("status") == "completed":
+        raise RunError("this run is already complete; nothing to resume", path=str(folder.path))
+    resolved = folder.read_json(rf.RESOLVED)
+    overrides = resolved.pop("_overrides", [])
+    spec_file = next((folder.file(n) for n in rf.SPEC_FILES if folder.file(n).exists()), folder.file(rf.RESOLVED))
+    # resolved.json holds absolute paths, so it validates wherever the original spec was
+    spec = validate(resolved, file=str(folder.file(rf.RESOLVED)), base_dir=folder.path)
+    loaded = LoadedSpec(spec=spec, path=spec_file, text=spec_file.read_text(), overrides=overrides, raw=resolved)
+    prepared = prepare(loaded)
+    initial_epoch = _completed_epochs(folder)
+    _truncate_history(folder, initial_epoch)
+    folder.update_metrics(status="running", resumed_from_epoch=initial_epoch)
+    return _train(folder, prepared, initial_epoch=initial_epoch)
+
+
+def _completed_epochs(folder: RunFolder) -> int:
+    meta = folder.file(BACKUP) / "training_metadata.json"
+    try:
+        return int(rf.read_json(meta).get("epoch", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _truncate_history(folder: RunFolder, epochs: int) -> None:
+    """Keep the history rows of the epochs the backup holds; a row written after it is redone."""
+    path = folder.file(rf.HISTORY)
+    if path.exists():
+        lines = path.read_text().splitlines(keepends=True)
+        rf.write_atomic(path, "".join(lines[: 1 + epochs]) if epochs else "")
+
+
+def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResult:
+    import keras
+
+    spec, model = prepared.spec, prepared.model
+    history_file = folder.file(rf.HISTORY)
     callbacks = [
+        *prepared.pipeline_callbacks,
         *spec_callbacks(spec),  # first, so the values they log (learning_rate) reach the CSV
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(folder.file(rf.HISTORY))),
+        # before the CSV: an epoch in history.csv is always in the backup too
+        keras.callbacks.BackupAndRestore(str(folder.file(BACKUP)), save_freq="epoch", delete_checkpoint=True),
+        keras.callbacks.CSVLogger(str(history_file), append=initial_epoch > 0 and history_file.exists()),
     ]
     if spec.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.file("tensorboard"))))
+    if initial_epoch:
+        # BackupAndRestore loads optimizer state only into a built optimizer (Adam's moments, step count)
+        model.optimizer.build(model.trainable_variables)
     start = time.perf_counter()
     try:
         history = model.fit(
             prepared.train_ds,
             validation_data=prepared.val_ds,
+            initial_epoch=initial_epoch,
             epochs=spec.train.epochs,
             callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles
             verbose=spec.train.verbose,
         )
     except KeyboardInterrupt:
-        folder.update_metrics(status="interrupted", train_seconds=time.perf_counter() - start)
-        raise RunInterrupted("training interrupted; the history so far is kept", path=str(folder.path)) from None
+        folder.update_metrics(status="interrupted", train_seconds=round(time.perf_counter() - start, 3))
+        raise RunInterrupted(
+            f"training interrupted; the history so far is kept. Continue with: python -m framework run --resume {folder.path}",
+            path=str(folder.path),
+        ) from None
     except Exception as exc:
         folder.update_metrics(status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     train_seconds = time.perf_counter() - start
-    epochs_run = len(history.history.get("loss", []))
+    epochs_now = len(history.history.get("loss", []))
     finite, bad_epoch = _finite_history(history.history)
     timing = {
-        "epochs": epochs_run,
+        "epochs": initial_epoch + epochs_now,
         "train_seconds": round(train_seconds, 3),
-        "examples_per_second": round(len(prepared.splits.x_train) * epochs_run / train_seconds, 1) if train_seconds > 0 else None,
+        "examples_per_second": round(len(prepared.splits.x_train) * epochs_now / train_seconds, 1) if train_seconds > 0 else None,
     }
     if not finite:
-        folder.update_metrics(status="failed", reason="non-finite loss", failed_epoch=bad_epoch, **timing)
-        raise RunFailed(f"the loss became non-finite in epoch {bad_epoch}; training stopped", path=str(folder.path))
+        folder.update_metrics(status="failed", reason="non-finite loss", failed_epoch=initial_epoch + bad_epoch, **timing)
+        raise RunFailed(f"the loss became non-finite in epoch {initial_epoch + bad_epoch}; training stopped", path=str(folder.path))
 
     scores = model.evaluate(prepared.test_ds, return_dict=True, verbose=0)
     test = {f"test_{k}": float(v) for k, v in scores.items()}

@@ -189,7 +189,8 @@ def group(frame, keys: list[str]):
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise FrameworkError(f"unknown column '{missing[0]}'{did_you_mean(missing[0], frame.columns)}", path="--group-by")
-    metrics = [c for c in metric_columns(frame.columns) if frame[c].dtype.kind in "fi"]
+    measured = metric_columns(frame.columns) + [c for c in ("train_seconds", "epsilon") if c in frame.columns]
+    metrics = [c for c in measured if frame[c].dtype.kind in "fi"]
     grouped = frame.groupby(keys, dropna=False)
     out = grouped.size().rename("runs").to_frame()
     for metric in metrics:

@@ -26,7 +26,7 @@ from framework.errors import did_you_mean
 class StrictModel(BaseModel):
     """A spec table: unknown keys are errors that suggest the closest known key."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -52,7 +52,7 @@ def _finite(value: float, info: ValidationInfo) -> float:
 class TypedTable(BaseModel):
     """A table with a ``type`` and that type's keyword arguments (checked when built)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     type: str = Field(description="Registered name, e.g. a keras class name.")
 

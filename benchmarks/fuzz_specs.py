@@ -165,6 +165,7 @@ def main(argv=None) -> int:
             code, failure = run_case(path)
             if failure:
                 tracebacks.append((case, text, failure))
+                print(f"--- traceback in case {case}: {failure.strip().splitlines()[-1][:300]}", flush=True)
             else:
                 counts[code] = counts.get(code, 0) + 1
             if (case + 1) % 1000 == 0:

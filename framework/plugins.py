@@ -70,9 +70,17 @@ def load_plugin_file(path: Path, *, key_path: str = "plugins") -> ModuleType:
 
 
 def resolve_plugin_paths(plugins, base_dir: Path) -> list[Path]:
+    from framework.data.sources import usable_path
+
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise SpecError("must be a list of paths to plugin files, e.g. [\"../plugins/tempered.py\"]", path="plugins")
-    return [(base_dir / Path(p).expanduser()).resolve() for p in plugins]
+    paths = []
+    for i, plugin in enumerate(plugins):
+        try:
+            paths.append(usable_path(plugin, base_dir))
+        except ValueError as exc:
+            raise SpecError(str(exc), path=f"plugins[{i}]") from None
+    return paths
 
 
 def load_plugins(plugins, base_dir: Path) -> list[Path]:

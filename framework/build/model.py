@@ -64,7 +64,11 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
             nodes[input_spec.name] = tensor
             inputs.append(tensor)
     else:
-        inputs = [keras.Input(shape=list_input_shape(spec, data_shape), name="input")]
+        shape = list_input_shape(spec, data_shape)
+        try:
+            inputs = [keras.Input(shape=shape, name="input")]
+        except Exception as exc:
+            raise SpecError(f"cannot make an input of shape {shape}: {exc}", path="model.input_shape") from None
     if data_shape is not None and model_spec.inputs and len(model_spec.inputs) == 1:
         declared = tuple(model_spec.inputs[0].shape)
         if declared != tuple(data_shape):

@@ -46,7 +46,7 @@ class DataSource:
     def resolve(cls, arg: str, base_dir: Path) -> str:
         """Normalise ARG at validation time; raise ValueError for a bad one. Must not load data."""
         if cls.takes_path:
-            path = (base_dir / Path(arg).expanduser()).resolve()
+            path = usable_path(arg, base_dir)
             if not path.exists():
                 raise ValueError(f"file not found: {path}")
             return str(path)
@@ -58,6 +58,16 @@ class DataSource:
 
     def load(self) -> RawData:
         raise NotImplementedError
+
+
+def usable_path(text: str, base_dir: Path) -> Path:
+    """``text`` resolved against ``base_dir``; ValueError for what no file system accepts."""
+    try:
+        path = (base_dir / Path(text).expanduser()).resolve()
+        path.exists()  # raises for names too long or with NUL bytes
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"not a usable path: {text[:80]!r} ({exc.__class__.__name__})") from None
+    return path
 
 
 def parse_source(value: str) -> tuple[str, str]:

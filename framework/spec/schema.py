@@ -155,10 +155,18 @@ class LayerSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _positive_dims(value: list[int] | None) -> list[int] | None:
+    if value is not None and (not value or any(d < 1 or d > 2**31 for d in value)):
+        raise ValueError(f"dimensions must be whole numbers from 1 to 2^31, at least one; got {value}")
+    return value
+
+
 class InputSpec(StrictModel):
     name: str = Field(description="Input name, used in layers' 'inputs'.")
     shape: list[int] = Field(description="Shape of one example, without the batch dimension.")
     dtype: str = Field("float32", description="Input dtype.")
+
+    _shape = field_validator("shape")(_positive_dims)
 
 
 class ModelSpec(StrictModel):
@@ -176,6 +184,8 @@ class ModelSpec(StrictModel):
     outputs: list[str] | None = Field(
         None, description="Graph form: names of the layers that are model outputs (default: the last layer)."
     )
+
+    _input_shape = field_validator("input_shape")(_positive_dims)
 
     @model_validator(mode="after")
     def _graph_names(self) -> "ModelSpec":
@@ -325,8 +335,10 @@ class Spec(StrictModel):
     @field_validator("plugins")
     @classmethod
     def _absolute_plugin_paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        from framework.data.sources import usable_path
+
         base_dir = Path((info.context or {}).get("base_dir") or Path.cwd())
-        return [str((base_dir / Path(p).expanduser()).resolve()) for p in value]
+        return [str(usable_path(p, base_dir)) for p in value]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Spec":

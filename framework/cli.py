@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_args(check)
     check.add_argument("--schema-only", action="store_true", help="validate the spec only; do not import TensorFlow or build")
 
+    tune = sub.add_parser("tune", help="search the spec's search spaces with keras-tuner")
+    _add_spec_args(tune)
+    tune.add_argument("--reports", default="reports", metavar="DIR", help="where the tune folder goes (default: reports)")
+
     report = sub.add_parser("report", help="one table with a row per run")
     report.add_argument("dirs", nargs="*", default=["reports"], metavar="DIR", help="run folders or folders of runs")
     report.add_argument("--format", choices=["table", "csv", "markdown", "json", "html"], default="table")
@@ -104,8 +108,13 @@ def cmd_schema(args) -> int:
         print(spec_reference(), end="")
         return 0
     from framework.spec.schema import Spec
+    from framework.tune.spaces import SearchSpace
 
-    print(json.dumps(Spec.model_json_schema(), indent=2))
+    schema = Spec.model_json_schema()
+    # a search space may stand wherever a value does; editors get its shape from $defs
+    schema["$defs"]["SearchSpace"] = SearchSpace.model_json_schema(by_alias=True)
+    schema["description"] += " Any value may instead be a SearchSpace table ({ tune = ... }), searched by `tune`."
+    print(json.dumps(schema, indent=2))
     return 0
 
 
@@ -114,6 +123,7 @@ def cmd_check(args) -> int:
 
     loaded = load_spec(args.spec, args.overrides)
     if args.schema_only:
+        _print_spaces(loaded)
         print(f"{loaded.file}: valid spec '{loaded.spec.name}'")
         return 0
     from framework.train.run import build_and_compile, model_summary, setup_backend
@@ -122,7 +132,33 @@ def cmd_check(args) -> int:
         setup_backend(loaded.spec)
         model = build_and_compile(loaded.spec, None, steps_per_epoch=1).model
     print(model_summary(model), end="")
+    _print_spaces(loaded)
     print(f"{loaded.file}: valid spec '{loaded.spec.name}', {model.count_params():,} parameters")
+    return 0
+
+
+def _print_spaces(loaded) -> None:
+    if loaded.spaces:
+        print(f"search spaces ({len(loaded.spaces)}; `run` and `check` use the defaults, `tune` searches them):")
+        for name, (_, space) in loaded.spaces.items():
+            print(f"  {name}: {space.describe()}, default {space.default_value()!r}")
+
+
+def cmd_tune(args) -> int:
+    from framework.spec import load_spec
+    from framework.tune.search import run_search
+
+    loaded = load_spec(args.spec, args.overrides)
+    _print_spaces(loaded)
+    with _in_spec_file(loaded.file):
+        folder = run_search(loaded, args.reports)
+    print(f"\ntune folder: {folder}")
+    if (folder / "trials.csv").exists():
+        from framework.reports.table import render
+        import pandas as pd
+
+        print(render(pd.read_csv(folder / "trials.csv"), "table"), end="")
+        print(f"best spec: {folder / 'best.toml'}")
     return 0
 
 
@@ -240,6 +276,7 @@ COMMANDS = {
     "check": cmd_check,
     "report": cmd_report,
     "compare": cmd_compare,
+    "tune": cmd_tune,
     "schema": cmd_schema,
     "list": cmd_list,
 }
@@ -250,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("run", "check") and not getattr(args, "schema_only", False):
+        if args.command in ("run", "check", "tune") and not getattr(args, "schema_only", False):
             from framework.quiet import import_tensorflow
 
             import_tensorflow()

@@ -87,31 +87,33 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
     last = len(model_spec.layers) - 1
     for i, layer_spec in enumerate(model_spec.layers):
         path = f"model.layers[{i}]"
-        if layer_spec.reuse is not None:
-            if layer_spec.reuse not in layers_by_name:
-                raise SpecError(f"reuses '{layer_spec.reuse}', which is not an earlier layer's name", path=f"{path}.reuse")
-            layer, type_name = layers_by_name[layer_spec.reuse], layer_spec.reuse
-        else:
-            cls = registry.get("layer", layer_spec.type, path=f"{path}.type")
-            kwargs = regularized_kwargs(cls, layer_spec, reg, path)
-            if layer_spec.name:
-                kwargs["name"] = layer_spec.name
-            is_output = layer_spec.name in out_names or (not out_names and i == last)
-            if spec.train.mixed_precision and is_output:
-                kwargs.setdefault("dtype", "float32")  # keep outputs and their loss in float32
-            layer, type_name = make_layer(layer_spec.type, kwargs, path), layer_spec.type
-            if layer_spec.name:
-                layers_by_name[layer_spec.name] = layer
-        if layer_spec.inputs is None:
-            args = [previous]
-        else:
-            missing = [n for n in layer_spec.inputs if n not in nodes]
-            if missing:
-                raise SpecError(f"unknown inputs {missing}; known so far: {sorted(nodes)}", path=f"{path}.inputs")
-            args = [nodes[n] for n in layer_spec.inputs]
-        previous = call_layer(layer, args, type_name, path)
-        if layer_spec.reuse is None and dropout_after(type(layer), reg, is_output):
-            previous = keras.layers.Dropout(reg.dropout, seed=spec.seed + i)(previous)
+        for copy in range(layer_spec.repeat):
+            last_copy = copy == layer_spec.repeat - 1
+            if layer_spec.reuse is not None:
+                if layer_spec.reuse not in layers_by_name:
+                    raise SpecError(f"reuses '{layer_spec.reuse}', which is not an earlier layer's name", path=f"{path}.reuse")
+                layer, type_name, is_output = layers_by_name[layer_spec.reuse], layer_spec.reuse, False
+            else:
+                cls = registry.get("layer", layer_spec.type, path=f"{path}.type")
+                kwargs = regularized_kwargs(cls, layer_spec, reg, path)
+                if layer_spec.name:
+                    kwargs["name"] = layer_spec.name if layer_spec.repeat == 1 else f"{layer_spec.name}_{copy + 1}"
+                is_output = last_copy and (layer_spec.name in out_names or (not out_names and i == last))
+                if spec.train.mixed_precision and is_output:
+                    kwargs.setdefault("dtype", "float32")  # keep outputs and their loss in float32
+                layer, type_name = make_layer(layer_spec.type, kwargs, path), layer_spec.type
+                if layer_spec.name and last_copy:
+                    layers_by_name[layer_spec.name] = layer
+            if layer_spec.inputs is None or copy > 0:
+                args = [previous]
+            else:
+                missing = [n for n in layer_spec.inputs if n not in nodes]
+                if missing:
+                    raise SpecError(f"unknown inputs {missing}; known so far: {sorted(nodes)}", path=f"{path}.inputs")
+                args = [nodes[n] for n in layer_spec.inputs]
+            previous = call_layer(layer, args, type_name, path)
+            if layer_spec.reuse is None and dropout_after(type(layer), reg, is_output):
+                previous = keras.layers.Dropout(reg.dropout, seed=spec.seed + i)(previous)
         if layer_spec.name:
             nodes[layer_spec.name] = previous
 

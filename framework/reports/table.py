@@ -90,7 +90,7 @@ def load(*paths: str | Path):
 
 
 def metric_columns(columns: Iterable[str]) -> list[str]:
-    return [c for c in columns if c.startswith(("test_", "val_"))]
+    return [c for c in columns if c.startswith(("test_", "val_", "best_")) and c not in ("best_epoch", "best_trial")]
 
 
 def _ordered_columns(columns) -> list[str]:

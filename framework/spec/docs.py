@@ -45,8 +45,11 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def spec_reference() -> str:
+    from framework.tune.spaces import SearchSpace
+
     sections: list[tuple[str, type[BaseModel]]] = []
     _sections(Spec, "", sections)
+    sections.append(("search space: { tune = ... } wherever a value stands", SearchSpace))
     lines: list[str] = []
     for prefix, model in sections:
         lines.append(f"#### `{prefix or 'top level'}`")
@@ -56,6 +59,7 @@ def spec_reference() -> str:
         lines.append("| key | type | default | description |")
         lines.append("|---|---|---|---|")
         for name, field in model.model_fields.items():
+            name = field.alias or name
             description = (field.description or "").replace("|", "\\|")
             type_name = _type_name(field.annotation).replace("|", "\\|")
             lines.append(f"| `{name}` | {type_name} | {_default(field)} | {description} |")

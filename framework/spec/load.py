@@ -26,6 +26,8 @@ class LoadedSpec:
     text: str
     overrides: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    #: search spaces in ``raw``: {name: (key path, SearchSpace)}; ``spec`` holds their defaults
+    spaces: dict[str, Any] = field(default_factory=dict)
 
     @property
     def file(self) -> str:
@@ -186,5 +188,8 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
         except SpecError as exc:
             exc.file = exc.file or str(path)
             raise
-    spec = validate(data, file=str(path), base_dir=base_dir)
-    return LoadedSpec(spec=spec, path=path, text=text, overrides=overrides, raw=data)
+    from framework.tune.spaces import extract_spaces, substitute
+
+    spaces = extract_spaces(data, file=str(path))
+    spec = validate(substitute(data, spaces, {}), file=str(path), base_dir=base_dir)
+    return LoadedSpec(spec=spec, path=path, text=text, overrides=overrides, raw=data, spaces=spaces)

@@ -139,11 +139,14 @@ class LayerSpec(BaseModel):
         None, description="Graph form: names of the model inputs or layers this layer is called on."
     )
     reuse: str | None = Field(None, description="Graph form: call the layer of this name again (shared weights).")
+    repeat: int = Field(1, ge=1, le=1000, description="Stack this layer this many times (a tunable depth).")
 
     @model_validator(mode="after")
     def _type_or_reuse(self) -> "LayerSpec":
         if (self.type is None) == (self.reuse is None):
             raise PydanticCustomError("layer_type", "each layer needs exactly one of 'type' or 'reuse'")
+        if self.reuse is not None and self.repeat != 1:
+            raise PydanticCustomError("layer_reuse", "a reused layer cannot repeat")
         if self.reuse is not None and self.model_extra:
             raise PydanticCustomError(
                 "layer_reuse", "a reused layer takes no arguments of its own, got {keys}", {"keys": sorted(self.model_extra)}
@@ -310,6 +313,25 @@ class RegularizationSpec(StrictModel):
         return self
 
 
+class TuneSpec(StrictModel):
+    tuner: Literal["random", "bayesian", "hyperband", "grid"] = Field("random", description="keras-tuner's search algorithm.")
+    objective: str = Field("val_loss", description="The logged quantity to optimize, e.g. val_accuracy or val_loss.")
+    direction: Literal["auto", "min", "max"] = Field(
+        "auto", description="'auto': max for accuracy-like objectives, min for losses and errors."
+    )
+    max_trials: int = Field(10, ge=1, le=100_000, description="Trials to run (hyperband: its own budget bounds it).")
+    executions_per_trial: int = Field(1, ge=1, le=100, description="Trainings per trial, averaged (reduces noise).")
+    seed: int | None = Field(None, ge=0, description="The tuner's seed (default: the spec's seed).")
+    hyperband_factor: int = Field(3, ge=2, description="hyperband: the reduction factor; train.epochs is its max epochs.")
+
+    @property
+    def resolved_direction(self) -> str:
+        if self.direction != "auto":
+            return self.direction
+        lowered = self.objective.lower()
+        return "min" if any(k in lowered for k in ("loss", "error", "mae", "mse")) else "max"
+
+
 # --- the whole spec --------------------------------------------------------------------
 
 
@@ -331,6 +353,7 @@ class Spec(StrictModel):
     train: TrainSpec = Field(default_factory=TrainSpec, description="Optimizer, loss, metrics, epochs.")
     augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec, description="Data augmentation (training only).")
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec, description="Penalties, dropout, clipping, early stopping.")
+    tune: TuneSpec | None = Field(None, description="How `tune` searches the spec's search spaces.")
 
     @field_validator("plugins")
     @classmethod

@@ -102,7 +102,7 @@ class Prepared:
         return self.built.model
 
 
-def _targets(y, built: Built):
+def targets_for(y, built: Built):
     import numpy as np
 
     if y is None or not built.one_hot or y.ndim != 1:
@@ -115,6 +115,22 @@ def _targets(y, built: Built):
     return np.eye(classes, dtype="float32")[y]
 
 
+def make_datasets(spec: Spec, splits, built: Built):
+    """(train, validation, test) pipelines for a built model, and the callback the training pipeline needs."""
+    plan = built.augmentation
+    augment = (lambda x, y: augment_batch(plan, x, y)) if plan.pipeline_layers() or plan.mixers else None
+    batch = spec.train.batch_size
+    train_ds, epoch_callback = training_dataset(
+        splits.x_train, targets_for(splits.y_train, built), batch_size=batch, data_spec=spec.data, seed=spec.seed,
+        augment=augment,
+    )
+    val_ds = None if splits.x_val is None else evaluation_dataset(
+        splits.x_val, targets_for(splits.y_val, built), batch_size=batch, data_spec=spec.data
+    )
+    test_ds = evaluation_dataset(splits.x_test, targets_for(splits.y_test, built), batch_size=batch, data_spec=spec.data)
+    return train_ds, val_ds, test_ds, epoch_callback
+
+
 def prepare(loaded: LoadedSpec) -> Prepared:
     """Load data and build and compile the model. Every user error surfaces here, before any file is written."""
     spec = loaded.spec
@@ -122,17 +138,7 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     splits = load_splits(spec.data, spec.seed)
     steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
     built = build_and_compile(spec, splits.example_shape, steps)
-    plan = built.augmentation
-    augment = (lambda x, y: augment_batch(plan, x, y)) if plan.pipeline_layers() or plan.mixers else None
-
-    batch = spec.train.batch_size
-    train_ds, epoch_callback = training_dataset(
-        splits.x_train, _targets(splits.y_train, built), batch_size=batch, data_spec=spec.data, seed=spec.seed, augment=augment
-    )
-    val_ds = None if splits.x_val is None else evaluation_dataset(
-        splits.x_val, _targets(splits.y_val, built), batch_size=batch, data_spec=spec.data
-    )
-    test_ds = evaluation_dataset(splits.x_test, _targets(splits.y_test, built), batch_size=batch, data_spec=spec.data)
+    train_ds, val_ds, test_ds, epoch_callback = make_datasets(spec, splits, built)
     return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback])
 
 

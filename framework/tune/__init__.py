@@ -1,0 +1,1 @@
+"""Tuning: search spaces written inline in a spec, searched with keras-tuner."""

@@ -1,0 +1,277 @@
+"""``tune``: a keras-tuner search over a spec's search spaces.
+
+The tune folder is ``<reports>/<name>-tune/``; running ``tune`` again on the
+same spec continues the search there. It holds keras-tuner's project (``kt/``),
+``space.json``, ``trials.csv`` (one row per trial), ``best.toml`` (a plain spec
+with the chosen values, which ``run`` reproduces), and ``metrics.json`` and
+``resolved.json`` so that ``report`` lists the search with its best objective.
+
+Distributed search is keras-tuner's own: set ``KERASTUNER_TUNER_ID`` (``chief``
+or ``tunerN``), ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` and run
+the same ``tune`` command in each process; the chief writes the results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from framework.errors import RunError, SpecError
+from framework.reports import run_folder as rf
+from framework.spec.load import LoadedSpec, validate
+from framework.spec.schema import Spec
+from framework.tune.spaces import substitute
+
+TUNERS = {"random": "RandomSearch", "bayesian": "BayesianOptimization", "hyperband": "Hyperband", "grid": "GridSearch"}
+SPACE = "space.json"
+TRIALS = "trials.csv"
+BEST = "best.toml"
+STATS = "trial_stats"
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now (not the peak), from /proc."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _space_description(loaded: LoadedSpec) -> dict[str, Any]:
+    return {name: space.model_dump(by_alias=True) | {"path": list(path)} for name, (path, space) in loaded.spaces.items()}
+
+
+def _make_hypermodel(loaded: LoadedSpec, splits, base_dir: Path):
+    import keras_tuner as kt
+
+    from framework.train.callbacks import spec_callbacks
+    from framework.train.run import build_and_compile, make_datasets, setup_backend
+
+    class SpecHyperModel(kt.HyperModel):
+        """build(hp): the spec with the trial's values; fit: the spec's data pipeline and callbacks."""
+
+        def __init__(self):
+            super().__init__(name=loaded.spec.name)
+            self.trial_spec: Spec | None = None
+            self.built = None
+
+        def spec_for(self, hp) -> Spec:
+            values = {name: space.sample(hp, name) for name, (_, space) in loaded.spaces.items()}
+            return validate(substitute(loaded.raw, loaded.spaces, values), file=loaded.file, base_dir=base_dir)
+
+        def build(self, hp):
+            spec = self.spec_for(hp)
+            setup_backend(spec)  # a clean Keras session and the spec's seed for every trial
+            steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
+            self.trial_spec, self.built = spec, build_and_compile(spec, splits.example_shape, steps)
+            return self.built.model
+
+        def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
+            spec = self.trial_spec
+            train_ds, val_ds, _, epoch_callback = make_datasets(spec, splits, self.built)
+            return model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=epochs or spec.train.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=[epoch_callback, *spec_callbacks(spec), *(callbacks or [])],
+                shuffle=False,  # the pipeline shuffles
+                verbose=spec.train.verbose,
+            )
+
+    return SpecHyperModel()
+
+
+def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
+    import keras_tuner as kt
+
+    tune = loaded.spec.tune
+    objective = kt.Objective(tune.objective, direction=tune.resolved_direction)
+    cls = getattr(kt, TUNERS[tune.tuner])
+
+    class IsolatedTuner(cls):
+        """Runs every trial in a fresh process (see framework.tune.trial) and records its time and memory."""
+
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters.values
+            request = {
+                "spec_file": str(loaded.path.resolve()),
+                "overrides": loaded.overrides,
+                "values": {name: hp[name] for name in loaded.spaces if name in hp},
+                "epochs": hp.get("tuner/epochs"),  # hyperband's budget
+                "initial_epoch": hp.get("tuner/initial_epoch", 0),
+                "load_weights": self._get_checkpoint_fname(hp["tuner/trial_id"]) if "tuner/trial_id" in hp else None,
+                "save_weights": self._get_checkpoint_fname(trial.trial_id),
+                "objective": tune.objective,
+                "direction": tune.resolved_direction,
+            }
+            trial_dir = Path(self.get_trial_dir(trial.trial_id))
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            results, peaks = [], []
+            for execution in range(self.executions_per_trial):
+                result = _run_isolated(request, trial_dir / f"execution{execution}")
+                peaks.append(result["peak_rss_mb"])
+                results.append(_best_epoch(result["history"], tune.objective, tune.resolved_direction))
+            stats = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": max(peaks),
+                     "search_rss_mb": _rss_mb(), "tuner_id": self.tuner_id}
+            (folder / STATS).mkdir(exist_ok=True)
+            rf.write_json(folder / STATS / f"{trial.trial_id}.json", stats)
+            return {key: sum(r[key] for r in results) / len(results) for key in results[0]}
+
+    common = dict(
+        hypermodel=hypermodel,
+        objective=objective,
+        seed=tune.seed if tune.seed is not None else loaded.spec.seed,
+        directory=str(folder),
+        project_name="kt",
+        overwrite=False,  # a second `tune` continues the search
+        executions_per_trial=tune.executions_per_trial,
+    )
+    if tune.tuner == "hyperband":
+        return IsolatedTuner(max_epochs=loaded.spec.train.epochs, factor=tune.hyperband_factor, **common)
+    return IsolatedTuner(max_trials=tune.max_trials, **common)
+
+
+def _run_isolated(request: dict, stem: Path) -> dict:
+    import subprocess
+    import sys
+
+    request = {**request, "result": str(stem.with_suffix(".result.json"))}
+    stem.with_suffix(".request.json").write_text(json.dumps(request))
+    proc = subprocess.run(
+        [sys.executable, "-m", "framework.tune.trial", str(stem.with_suffix(".request.json"))],
+        capture_output=True, text=True,
+    )
+    result_file = Path(request["result"])
+    result = json.loads(result_file.read_text()) if result_file.exists() else {"error": proc.stderr[-2000:]}
+    if "error" in result:
+        # keras-tuner records the failed trial and carries on (up to its limit of consecutive failures)
+        raise RuntimeError(f"trial failed: {result['error']}")
+    return result
+
+
+def _best_epoch(history: dict, objective: str, direction: str) -> dict:
+    """The metrics of the epoch with the best objective, as keras-tuner scores a trial."""
+    if objective not in history:
+        raise RuntimeError(f"the objective '{objective}' was not logged; logged: {sorted(history)}")
+    values = history[objective]
+    pick = max if direction == "max" else min
+    best = values.index(pick(values))
+    return {key: series[best] for key, series in history.items() if len(series) == len(values)}
+
+
+def _check_same_space(folder: Path, space: dict) -> None:
+    stored = folder / SPACE
+    if stored.exists():
+        previous = rf.read_json(stored)
+        if previous != json.loads(json.dumps(space, default=str)):
+            raise RunError(
+                "the search space changed since this search started; give the spec a new name, "
+                f"or delete {folder} to start over",
+                path=str(folder),
+            )
+
+
+def tune_folder(loaded: LoadedSpec, reports_dir: Path) -> Path:
+    return Path(reports_dir) / f"{loaded.spec.name}-tune"
+
+
+def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
+    from framework.data import load_splits
+    from framework.train.run import setup_backend
+
+    if not loaded.spaces:
+        raise SpecError("has no search spaces to tune; write e.g. units = { tune = \"int\", min = 16, max = 128 }", path="<spec>")
+    if loaded.spec.tune is None:
+        raise SpecError("tune needs a [tune] section (tuner, objective, max_trials)", path="tune")
+    base_dir = loaded.path.resolve().parent if loaded.path else Path.cwd()
+    folder = tune_folder(loaded, Path(reports_dir))
+    space = _space_description(loaded)
+    _check_same_space(folder, space)
+    rf.check_writable(Path(reports_dir))
+    folder.mkdir(parents=True, exist_ok=True)
+    rf.write_json(folder / SPACE, space)
+    suffix = loaded.path.suffix.lower() if loaded.path else ".json"
+    rf.write_atomic(folder / f"spec{suffix}", loaded.text)
+
+    setup_backend(loaded.spec)
+    splits = load_splits(loaded.spec.data, loaded.spec.seed)
+    hypermodel = _make_hypermodel(loaded, splits, base_dir)
+    tuner = _tuner(loaded, hypermodel, folder)
+    is_worker = "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
+    if not is_worker:
+        rf.write_json(folder / rf.METRICS, {"name": loaded.spec.name, "run": folder.name, "kind": "tune", "status": "running"})
+    start = time.perf_counter()
+    tuner.search(verbose=1 if loaded.spec.train.verbose else 0)
+    if is_worker:
+        return folder
+    _write_results(loaded, tuner, folder, base_dir, time.perf_counter() - start)
+    return folder
+
+
+def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seconds: float) -> None:
+    import pandas as pd
+    import tomli_w
+
+    tune = loaded.spec.tune
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        stats_file = folder / STATS / f"{trial_id}.json"
+        stats = rf.read_json(stats_file) if stats_file.exists() else {}
+        values = {k: v for k, v in trial.hyperparameters.values.items()}
+        rows.append({"trial": trial_id, **values, tune.objective: trial.score, "status": trial.status, **stats})
+    trials = pd.DataFrame(rows)
+    rf.write_atomic(folder / TRIALS, trials.to_csv(index=False))
+
+    best_trials = tuner.oracle.get_best_trials(1)
+    if not best_trials:
+        rf.write_json(folder / rf.METRICS, {"name": loaded.spec.name, "run": folder.name, "kind": "tune",
+                                            "status": "failed", "reason": "no trial completed"})
+        raise RunError("no trial completed; see the errors above", path=str(folder))
+    best = best_trials[0]
+    values = {name: best.hyperparameters.values[name] for name in loaded.spaces if name in best.hyperparameters.values}
+    best_raw = substitute(loaded.raw, loaded.spaces, values)
+    best_raw.pop("tune", None)
+    best_spec = validate(best_raw, file=loaded.file, base_dir=base_dir)
+    # best.toml lives in the tune folder: make its paths absolute
+    best_raw["data"]["source"] = best_spec.data.source
+    if best_raw.get("plugins"):
+        best_raw["plugins"] = best_spec.plugins
+    best_raw["name"] = f"{loaded.spec.name}-best"
+    rf.write_atomic(folder / BEST, _toml_header(values, tune.objective, best.score) + tomli_w.dumps(_toml_ready(best_raw)))
+    resolved = best_spec.model_dump(mode="json")
+    resolved["tune"] = tune.model_dump(mode="json")
+    rf.write_json(folder / rf.RESOLVED, resolved)
+    rf.write_json(folder / rf.METRICS, {
+        "name": loaded.spec.name,
+        "run": folder.name,
+        "kind": "tune",
+        "status": "completed",
+        "objective": tune.objective,
+        f"best_{tune.objective}": best.score,
+        "best_trial": best.trial_id,
+        "trials": len(rows),
+        "train_seconds": round(seconds, 3),
+        "seed": loaded.spec.seed,
+    })
+
+
+def _toml_header(values: dict, objective: str, score: float) -> str:
+    lines = [f"# best trial of `python -m framework tune`: {objective} = {score:.6g}"]
+    lines += [f"#   {name} = {value!r}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_ready(value):
+    """TOML has no null: drop unset keys."""
+    if isinstance(value, dict):
+        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_toml_ready(v) for v in value if v is not None]
+    return value

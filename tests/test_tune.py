@@ -1,0 +1,140 @@
+"""Tuning: spaces inline, keras-tuner search in isolated trials, trials.csv, best.toml, resume, distributed."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SPECS, tiny_spec
+from framework.errors import SpecError
+from framework.spec import load_spec
+
+FAST = ["--set", "train.epochs=2", "--set", "tune.max_trials=2"]
+
+
+def test_spaces_are_found_named_and_defaulted():
+    loaded = load_spec(SPECS / "digits_tune.toml")
+    assert set(loaded.spaces) == {
+        "model.layers[0].units", "model.layers[0].activation", "hidden_layers", "train.batch_size",
+        "train.optimizer.learning_rate",
+    }
+    spec = loaded.spec  # run and check use the defaults
+    assert spec.model.layers[0].kwargs["units"] == 64 and spec.model.layers[0].repeat == 1
+    assert spec.train.batch_size == 32 and spec.train.optimizer.learning_rate == 1e-3
+
+
+@pytest.mark.parametrize(
+    "space, path, message",
+    [
+        ({"tune": "int", "min": 5, "max": 1}, "train.epochs", "'min' must be below 'max'"),
+        ({"tune": "float", "min": 0, "max": 1, "log": True}, "train.epochs", "log range needs 'min' > 0"),
+        ({"tune": "choice", "values": []}, "train.epochs", "non-empty"),
+        ({"tune": "sometimes"}, "train.epochs", "'choice', 'int', 'float' or 'bool'"),
+    ],
+)
+def test_bad_spaces_are_spec_errors(write_spec, space, path, message):
+    spec = tiny_spec()
+    spec["train"]["epochs"] = space
+    with pytest.raises(SpecError) as err:
+        load_spec(write_spec(spec, "s.json"))
+    assert path in str(err.value) and message in str(err.value)
+
+
+def test_repeat_stacks_a_layer(tmp_path):
+    from framework.build import build_model
+    from framework.spec.load import validate
+
+    spec = tiny_spec(model={"layers": [{"type": "Dense", "units": 8, "repeat": 3, "name": "h"}, {"type": "Dense", "units": 10}]})
+    model = build_model(validate(spec, file="s", base_dir=tmp_path))
+    assert [l.name for l in model.layers[1:4]] == ["h_1", "h_2", "h_3"]
+
+
+def test_check_and_schema_show_spaces(cli):
+    code, out, _ = cli("check", SPECS / "digits_tune.toml")
+    assert code == 0 and "hidden_layers: int from 1 to 3, default 1" in out
+    code, out, _ = cli("schema")
+    assert "SearchSpace" in json.loads(out)["$defs"]
+
+
+def test_tune_without_spaces_is_a_clear_error(cli, write_spec):
+    code, _, err = cli("tune", write_spec({**tiny_spec(), "tune": {"max_trials": 2}}))
+    assert code == 2 and "has no search spaces" in err
+
+
+def test_tune_writes_trials_and_a_best_spec_that_run_reproduces(cli, tmp_path):
+    code, out, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path, *FAST)
+    assert code == 0, err
+    folder = tmp_path / "digits-tune-tune"
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"}
+    for column in ("trial", "hidden_layers", "train.optimizer.learning_rate", "val_accuracy", "seconds", "peak_rss_mb"):
+        assert column in trials.columns
+    assert (folder / "kt" / "oracle.json").exists()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    best_score = trials["val_accuracy"].max()
+    assert metrics["kind"] == "tune" and metrics["best_val_accuracy"] == pytest.approx(best_score)
+
+    assert cli("check", folder / "best.toml")[0] == 0
+    code, _, err = cli("run", folder / "best.toml", "--reports", tmp_path / "runs")
+    assert code == 0, err
+    history = pd.read_csv(next((tmp_path / "runs").iterdir()) / "history.csv")
+    assert history["val_accuracy"].max() == pytest.approx(best_score, abs=0.02)
+
+    # the report table lists the search with its best objective
+    code, out, _ = cli("report", tmp_path, "--format", "json")
+    rows = {row["run"]: row for row in json.loads(out)}
+    assert rows["digits-tune-tune"]["best_val_accuracy"] == pytest.approx(best_score)
+
+
+def test_tune_resumes_and_refuses_a_changed_space(cli, tmp_path):
+    assert cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path, *FAST)[0] == 0
+    code, _, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path,
+                       "--set", "train.epochs=2", "--set", "tune.max_trials=3")
+    assert code == 0, err
+    trials = pd.read_csv(tmp_path / "digits-tune-tune" / "trials.csv")
+    assert len(trials) == 3  # two from before, one new
+    code, _, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path, *FAST,
+                       "--set", 'train.batch_size={ tune = "choice", values = [16, 128] }')
+    assert code == 2 and "search space changed" in err
+
+
+def test_trial_memory_does_not_grow(cli, tmp_path):
+    code, _, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path,
+                       "--set", "train.epochs=1", "--set", "tune.max_trials=5")
+    assert code == 0, err
+    trials = pd.read_csv(tmp_path / "digits-tune-tune" / "trials.csv")
+    # each trial trains in its own process: the search process does not grow
+    assert trials["search_rss_mb"].max() - trials["search_rss_mb"].min() < 20
+    assert trials["peak_rss_mb"].iloc[-2:].max() < trials["peak_rss_mb"].iloc[:2].max() * 1.1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
+    port = str(_free_port())
+    args = [sys.executable, "-m", "framework", "tune", str(SPECS / "digits_tune.toml"), "--reports", str(tmp_path),
+            "--set", "train.epochs=1", "--set", "tune.max_trials=4"]
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    chief = subprocess.Popen(args, env={**base, "KERASTUNER_TUNER_ID": "chief"}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # the chief serves the oracle before workers ask it for trials
+    workers = [
+        subprocess.Popen(args, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"}, cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    for proc in workers + [chief]:
+        out, err = proc.communicate(timeout=400)
+        assert proc.returncode == 0, err[-2000:]
+    trials = pd.read_csv(tmp_path / "digits-tune-tune" / "trials.csv")
+    assert len(trials) == 4
+    assert set(trials["tuner_id"]) == {"tuner0", "tuner1"}
+    assert (tmp_path / "digits-tune-tune" / "best.toml").exists()

@@ -98,7 +98,7 @@ def render(spec: dict, rng: random.Random) -> tuple[str, str]:
     if fmt == ".toml":
         try:
             text = tomli_w.dumps(_toml_safe(spec))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # the writer's limits, not the spec's
             fmt = ".json"
     if text is None:
         text = json.dumps(spec, allow_nan=True)

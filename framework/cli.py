@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--format", choices=["table", "markdown"], default="table")
     compare.add_argument("--output", metavar="PNG", help="where to write the curves figure (default: beside the first run)")
 
+    audit = sub.add_parser("audit", help="membership-inference audit of a run: AUC and max(TPR - FPR), into metrics.json")
+    audit.add_argument("run", metavar="RUN_FOLDER")
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec format (or its Markdown reference)")
     schema.add_argument("--format", choices=["json", "markdown"], default="json")
 
@@ -150,6 +153,9 @@ def cmd_tune(args) -> int:
 
     loaded = load_spec(args.spec, args.overrides)
     _print_spaces(loaded)
+    if loaded.spec.privacy is not None:
+        print("warning: tuning a private spec spends privacy that the epsilon of each run does not count: every "
+              "trial looks at the same data. Tune on public or held-out data, or account for the search.", file=sys.stderr)
     with _in_spec_file(loaded.file):
         folder = run_search(loaded, args.reports)
     print(f"\ntune folder: {folder}")
@@ -236,6 +242,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from framework.errors import RunError
+    from framework.privacy.audit import audit_run
+
+    folder = Path(args.run)
+    if not (folder / "metrics.json").exists() or not (folder / "model.keras").exists():
+        raise RunError("is not a completed run folder (no metrics.json or model.keras)", path=str(folder))
+    metrics = audit_run(folder)
+    print(f"membership-inference audit of {folder.name}: AUC {metrics['audit_auc']:.4f}, "
+          f"max(TPR - FPR) {metrics['audit_advantage']:.4f} over {metrics['audit_examples']} examples"
+          + (f"; epsilon {metrics['epsilon']:.3g}" if "epsilon" in metrics else "; not a private run"))
+    return 0
+
+
 def cmd_compare(args) -> int:
     from framework.reports.compare import compare_runs
     from framework.reports.table import render
@@ -277,6 +297,7 @@ COMMANDS = {
     "report": cmd_report,
     "compare": cmd_compare,
     "tune": cmd_tune,
+    "audit": cmd_audit,
     "schema": cmd_schema,
     "list": cmd_list,
 }
@@ -287,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("run", "check", "tune") and not getattr(args, "schema_only", False):
+        if args.command in ("run", "check", "tune", "audit") and not getattr(args, "schema_only", False):
             from framework.quiet import import_tensorflow
 
             import_tensorflow()

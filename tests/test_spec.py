@@ -110,3 +110,10 @@ def test_schema_is_json_and_documents_options():
     train = schema["$defs"]["TrainSpec"]["properties"]
     assert "description" in train["jit_compile"]
     assert train["epochs"]["default"] == 10
+
+
+def test_a_data_path_given_with_set_is_relative_to_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "d.csv").write_text("a,label\n1,0\n")
+    monkeypatch.chdir(tmp_path)
+    loaded = load_spec(SPECS / "quickstart.toml", ["data.source=\"csv:d.csv\""])
+    assert loaded.spec.data.source == f"csv:{tmp_path / 'd.csv'}"

@@ -169,6 +169,25 @@ def validate(data: dict[str, Any], *, file: str, base_dir: Path) -> Spec:
         raise errors_from_validation(exc, file) from None
 
 
+def _paths_from_command_line(data: dict[str, Any], overrides: list[str]) -> None:
+    """A path given with --set is relative to the current folder, as on any command line (not to the spec)."""
+    if not any(o.partition("=")[0].strip() == "data.source" for o in overrides):
+        return
+    source = (data.get("data") or {}).get("source")
+    if not isinstance(source, str):
+        return
+    from framework.data.sources import parse_source
+    from framework.registry import registry
+
+    try:
+        scheme, arg = parse_source(source)
+    except ValueError:
+        return  # the schema reports it
+    entry = registry.find("data_source", scheme)
+    if entry is not None and getattr(entry.obj, "takes_path", False) and not Path(arg).expanduser().is_absolute():
+        data["data"]["source"] = f"{scheme}:{Path.cwd() / arg}"
+
+
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
     """Read, override and validate a spec file. Raises SpecError with the file and key path."""
     path, text, data = read_spec_file(path)
@@ -180,6 +199,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
             exc.file = f"--set {assignment}"
             raise
     base_dir = path.resolve().parent
+    _paths_from_command_line(data, overrides)
     if "plugins" in data:  # before validation: plugins may register data sources the schema checks
         from framework.plugins import load_plugins
 

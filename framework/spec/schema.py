@@ -243,9 +243,12 @@ class TrainSpec(StrictModel):
         "auto", description="XLA: 'auto' follows Keras (XLA on GPU, not on CPU); the mode that ran is recorded."
     )
     mixed_precision: bool = Field(False, description="Train with the mixed_float16 policy (outputs stay float32).")
-    deterministic: bool = Field(
-        True,
-        description="Deterministic TensorFlow ops, so the same spec and seed give the same metrics (see the README for its cost).",
+    deterministic: Literal["auto", True, False] = Field(
+        "auto",
+        description=(
+            "Deterministic TensorFlow ops, so the same spec and seed give the same metrics. 'auto': on a CPU, "
+            "unless jit_compile = true (Keras runs no XLA with deterministic ops); off on a GPU, where XLA helps."
+        ),
     )
     tensorboard: bool = Field(False, description="Write TensorBoard logs into the run folder's tensorboard/.")
     verbose: Literal[0, 1, 2] = Field(2, description="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.")
@@ -313,6 +316,50 @@ class RegularizationSpec(StrictModel):
         return self
 
 
+class PrivacySpec(StrictModel):
+    """DP-SGD: per-example clipping and Gaussian noise, with (epsilon, delta) accounting by dp-accounting."""
+
+    l2_norm_clip: float = Field(1.0, gt=0, description="Clip each example's gradient to this L2 norm (C).")
+    noise_multiplier: float | None = Field(
+        None, ge=0, description="Noise std as a multiple of the clip (sigma). Give this or target_epsilon."
+    )
+    target_epsilon: float | None = Field(
+        None, gt=0, description="Calibrate sigma with dp-accounting so the planned steps spend this epsilon."
+    )
+    delta: float | None = Field(
+        None, gt=0, lt=1, description="Target delta (default: 1/(10 N) for N training examples; stated in metrics.json)."
+    )
+    accountant: Literal["rdp", "pld"] = Field("rdp", description="dp-accounting's RDP or PLD accountant.")
+    sampling: Literal["poisson", "shuffle"] = Field(
+        "poisson",
+        description=(
+            "'poisson': each example joins each batch with probability batch_size/N, as the accounting assumes; "
+            "'shuffle': fixed-size shuffled batches, whose epsilon is the Poisson figure, labelled as not proven for shuffling."
+        ),
+    )
+    max_epsilon: float | None = Field(None, gt=0, description="Stop training before the spent epsilon would exceed this.")
+    microbatches: int | None = Field(
+        None, ge=1, description="Only per-example clipping is supported: leave unset or 1."
+    )
+    audit: bool = Field(False, description="After training, run the loss-threshold membership-inference audit.")
+
+    @model_validator(mode="after")
+    def _one_noise_setting(self) -> "PrivacySpec":
+        if (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise PydanticCustomError("privacy", "give exactly one of noise_multiplier or target_epsilon")
+        if self.microbatches not in (None, 1):
+            raise PydanticCustomError(
+                "privacy",
+                "microbatches > 1 clip the mean gradient of each group, which changes the sensitivity the accounting "
+                "assumes; this framework clips every example on its own (vectorized), so leave microbatches unset",
+            )
+        return self
+
+
+# Layers whose output for one example depends on the other examples in the batch.
+BATCH_MIXING_LAYERS = {"BatchNormalization": "GroupNormalization or LayerNormalization"}
+
+
 class TuneSpec(StrictModel):
     tuner: Literal["random", "bayesian", "hyperband", "grid"] = Field("random", description="keras-tuner's search algorithm.")
     objective: str = Field("val_loss", description="The logged quantity to optimize, e.g. val_accuracy or val_loss.")
@@ -354,6 +401,25 @@ class Spec(StrictModel):
     augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec, description="Data augmentation (training only).")
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec, description="Penalties, dropout, clipping, early stopping.")
     tune: TuneSpec | None = Field(None, description="How `tune` searches the spec's search spaces.")
+    privacy: PrivacySpec | None = Field(None, description="DP-SGD differential privacy; (epsilon, delta) in the report.")
+
+    def _check_private(self) -> None:
+        for i, layer in enumerate(self.model.layers):
+            if layer.type in BATCH_MIXING_LAYERS:
+                raise PydanticCustomError(
+                    "privacy_layer",
+                    "model.layers[{i}]: {type} mixes the examples of a batch, so per-example clipping cannot bound one "
+                    "example's influence; use {alternative}",
+                    {"i": i, "type": layer.type, "alternative": BATCH_MIXING_LAYERS[layer.type]},
+                )
+        for i, step in enumerate(self.augmentation.steps):
+            if step.type in ("MixUp", "CutMix"):
+                raise PydanticCustomError(
+                    "privacy_mix", "augmentation.steps[{i}]: {type} mixes examples, which DP-SGD's per-example "
+                    "clipping does not allow", {"i": i, "type": step.type},
+                )
+        if self.model.outputs and len(self.model.outputs) > 1:
+            raise PydanticCustomError("privacy_outputs", "DP-SGD here supports single-output models")
 
     @field_validator("plugins")
     @classmethod
@@ -374,6 +440,13 @@ class Spec(StrictModel):
             raise PydanticCustomError(
                 "wd_conflict", "weight decay is set twice: in regularization.weight_decay and train.optimizer.weight_decay"
             )
+        if self.train.deterministic is True and self.train.jit_compile is True:
+            raise PydanticCustomError(
+                "xla_determinism", "train.deterministic = true and train.jit_compile = true exclude each other: "
+                "Keras runs no XLA with deterministic ops; choose one"
+            )
+        if self.privacy is not None:
+            self._check_private()
         monitors = [m.monitor for m in (reg.early_stopping, reg.reduce_lr_on_plateau) if m is not None]
         if self.data.validation_split == 0 and any(m.startswith("val_") for m in monitors):
             raise PydanticCustomError(

@@ -48,11 +48,24 @@ def setup_backend(spec: Spec) -> None:
 
     keras.utils.clear_session(free_memory=True)
     keras.utils.set_random_seed(spec.seed)
-    if spec.train.deterministic:
-        import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config  # the public API has no way back
 
-        tf.config.experimental.enable_op_determinism()  # process-wide; TensorFlow has no switch back
+    if deterministic_ops(spec):
+        tf_config.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if spec.train.mixed_precision else "float32")
+
+
+def deterministic_ops(spec: Spec) -> bool:
+    """Whether this run uses deterministic ops (see TrainSpec.deterministic)."""
+    if spec.train.deterministic != "auto":
+        return spec.train.deterministic
+    if spec.train.jit_compile is True:
+        return False
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
 
 
 def model_summary(model) -> str:
@@ -68,10 +81,13 @@ class Built:
     model: Any
     augmentation: AugmentationPlan
     one_hot: bool
+    privacy: Any = None  # a PrivacyPlan when the spec has [privacy] and the data is known
 
 
-def build_and_compile(spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int) -> Built:
-    """Plan augmentation, build the model, compile it. ``check`` and ``run`` share this."""
+def build_and_compile(
+    spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int, train_examples: int | None = None
+) -> Built:
+    """Plan augmentation, build the model, compile it; with [privacy], a DP-SGD model. ``check`` and ``run`` share this."""
     from framework.build.model import list_input_shape
 
     shape = example_shape if example_shape is not None else (
@@ -80,8 +96,26 @@ def build_and_compile(spec: Spec, example_shape: tuple[int, ...] | None, steps_p
     plan = plan_augmentation(spec, shape)
     model = build_model(spec, example_shape, input_layers=plan.model_layers())
     one_hot = needs_one_hot(spec, mixing=bool(plan.mixers))
+    privacy = None
+    if spec.privacy is not None:
+        from framework.privacy.step import DPSGDModel
+
+        model = DPSGDModel(inputs=model.inputs, outputs=model.outputs, name=model.name)
     compile_model(model, spec, steps_per_epoch, one_hot=one_hot)
-    return Built(model, plan, one_hot)
+    if spec.privacy is not None and train_examples is not None:
+        import keras
+
+        from framework.privacy.plan import plan_privacy
+        from framework.train.compile import resolve_losses
+
+        privacy = plan_privacy(spec, train_examples)
+        loss = resolve_losses(spec, one_hot)
+        model.configure_privacy(
+            l2_norm_clip=privacy.l2_norm_clip, noise_multiplier=privacy.noise_multiplier,
+            expected_batch_size=spec.train.batch_size, loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
+            seed=spec.seed,
+        )
+    return Built(model, plan, one_hot, privacy)
 
 
 @dataclass
@@ -120,10 +154,18 @@ def make_datasets(spec: Spec, splits, built: Built):
     plan = built.augmentation
     augment = (lambda x, y: augment_batch(plan, x, y)) if plan.pipeline_layers() or plan.mixers else None
     batch = spec.train.batch_size
-    train_ds, epoch_callback = training_dataset(
-        splits.x_train, targets_for(splits.y_train, built), batch_size=batch, data_spec=spec.data, seed=spec.seed,
-        augment=augment,
-    )
+    if built.privacy is not None and built.privacy.sampling == "poisson":
+        from framework.privacy.sampling import poisson_dataset
+
+        train_ds, epoch_callback = poisson_dataset(
+            splits.x_train, targets_for(splits.y_train, built), batch_size=batch, seed=spec.seed,
+            steps_per_epoch=built.privacy.steps_per_epoch, augment=augment, prefetch=spec.data.prefetch,
+        )
+    else:
+        train_ds, epoch_callback = training_dataset(
+            splits.x_train, targets_for(splits.y_train, built), batch_size=batch, data_spec=spec.data, seed=spec.seed,
+            augment=augment,
+        )
     val_ds = None if splits.x_val is None else evaluation_dataset(
         splits.x_val, targets_for(splits.y_val, built), batch_size=batch, data_spec=spec.data
     )
@@ -137,7 +179,7 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
     steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
-    built = build_and_compile(spec, splits.example_shape, steps)
+    built = build_and_compile(spec, splits.example_shape, steps, train_examples=len(splits.x_train))
     train_ds, val_ds, test_ds, epoch_callback = make_datasets(spec, splits, built)
     return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback])
 
@@ -174,7 +216,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     environment = describe_environment(loaded.path.parent if loaded.path else None)
     environment["jit_compile"] = bool(model.jit_compile)
     environment["mixed_precision"] = spec.train.mixed_precision
-    environment["deterministic"] = spec.train.deterministic
+    environment["deterministic"] = deterministic_ops(spec)
     environment["augmentation_placement"] = prepared.built.augmentation.placement
     folder.write_json(rf.ENVIRONMENT, environment)
     folder.write_json(rf.METRICS, {
@@ -183,6 +225,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         "status": "running",
         "seed": spec.seed,
         "jit_compile": bool(model.jit_compile),
+        "deterministic": deterministic_ops(spec),
         "params": int(model.count_params()),
         "train_examples": len(prepared.splits.x_train),
         "augmentation": prepared.built.augmentation.placement,
@@ -246,6 +289,11 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
     ]
     if spec.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.file("tensorboard"))))
+    privacy = prepared.built.privacy
+    if privacy is not None:
+        from framework.privacy.plan import epsilon_callback
+
+        callbacks.insert(0, epsilon_callback(privacy, spec.privacy.max_epsilon))  # before the CSV
     if initial_epoch:
         # BackupAndRestore loads optimizer state only into a built optimizer (Adam's moments, step count)
         model.optimizer.build(model.trainable_variables)
@@ -283,11 +331,20 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
 
     scores = model.evaluate(prepared.test_ds, return_dict=True, verbose=0)
     test = {f"test_{k}": float(v) for k, v in scores.items()}
-    model.save(folder.file(rf.MODEL))
+    if privacy is not None:
+        # the saved model is for inference: a plain functional model without the DP training step
+        keras.Model(model.inputs, model.outputs, name=model.name).save(folder.file(rf.MODEL))
+        test.update(privacy.report(timing["epochs"] * privacy.steps_per_epoch))
+    else:
+        model.save(folder.file(rf.MODEL))
     metrics = folder.update_metrics(
         status="completed", **test, **timing, **early_stopping_report(callbacks),
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
+    if spec.privacy is not None and spec.privacy.audit:
+        from framework.privacy.audit import audit_run
+
+        metrics = audit_run(folder.path, model=model, splits=prepared.splits)
     write_figures(folder, prepared)
     return RunResult(folder, metrics)
 

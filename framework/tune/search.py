@@ -68,7 +68,9 @@ def _make_hypermodel(loaded: LoadedSpec, splits, base_dir: Path):
             spec = self.spec_for(hp)
             setup_backend(spec)  # a clean Keras session and the spec's seed for every trial
             steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
-            self.trial_spec, self.built = spec, build_and_compile(spec, splits.example_shape, steps)
+            self.trial_spec, self.built = spec, build_and_compile(
+                spec, splits.example_shape, steps, train_examples=len(splits.x_train)
+            )
             return self.built.model
 
         def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
@@ -229,7 +231,7 @@ def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seco
     trials = pd.DataFrame(rows)
     rf.write_atomic(folder / TRIALS, trials.to_csv(index=False))
 
-    best_trials = tuner.oracle.get_best_trials(1)
+    best_trials = [t for t in tuner.oracle.get_best_trials(1) if t.score is not None]
     if not best_trials:
         rf.write_json(folder / rf.METRICS, {"name": loaded.spec.name, "run": folder.name, "kind": "tune",
                                             "status": "failed", "reason": "no trial completed"})

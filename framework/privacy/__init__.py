@@ -1,0 +1,1 @@
+"""DP-SGD: accounting (dp-accounting), the private training step, Poisson sampling, and the membership audit."""

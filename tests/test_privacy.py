@@ -1,0 +1,171 @@
+"""DP-SGD: the clipped sum, the noise, the accounting, the spec checks, XLA, the audit."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SPECS, tiny_spec
+from framework.errors import SpecError
+from framework.privacy import accounting
+from framework.spec.load import validate
+
+PRIVACY = {"l2_norm_clip": 1.0, "noise_multiplier": 1.0}
+
+
+def dp_model(tmp_path, privacy=PRIVACY, optimizer=None, **sections):
+    from framework.train.run import build_and_compile, setup_backend
+
+    spec = validate(tiny_spec(privacy=privacy, **({"train": {"optimizer": optimizer}} if optimizer else {}), **sections),
+                    file="s", base_dir=tmp_path)
+    setup_backend(spec)
+    return spec, build_and_compile(spec, (64,), steps_per_epoch=10, train_examples=1000)
+
+
+def test_clipped_per_example_gradients_match_a_naive_loop(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    _, built = dp_model(tmp_path, privacy={"l2_norm_clip": 0.05, "noise_multiplier": 0.0})
+    model = built.model
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 64)).astype("float32")
+    y = rng.integers(0, 10, 8)
+    weights = np.array([1, 1, 1, 1, 1, 1, 0, 1], "float32")  # one padding row
+    summed, _ = model.clipped_gradient_sum(tf.constant(x), tf.constant(y), tf.constant(weights))
+
+    expected = [np.zeros(v.shape, "float64") for v in model.trainable_variables]
+    for i in range(8):
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(y[i : i + 1], model(x[i : i + 1], training=True))
+        grads = [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_variables)]
+        norm = np.sqrt(sum(np.sum(g**2) for g in grads))
+        for e, g in zip(expected, grads):
+            e += weights[i] * g * min(1.0, 0.05 / norm)
+    for got, want in zip(summed, expected):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+
+def test_without_noise_and_clipping_the_update_is_plain_sgd(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    _, built = dp_model(tmp_path, privacy={"l2_norm_clip": 1e9, "noise_multiplier": 0.0},
+                        optimizer={"type": "sgd", "learning_rate": 0.1})
+    model = built.model
+    x = np.random.default_rng(1).normal(size=(64, 64)).astype("float32")
+    y = np.arange(64) % 10
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
+        loss = tf.reduce_mean(loss)
+    grads = tape.gradient(loss, model.trainable_variables)
+    model.train_step((tf.constant(x), tf.constant(y)))
+    for b, g, v in zip(before, grads, model.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), b - 0.1 * g.numpy(), atol=1e-6)
+
+
+def test_noise_std_is_sigma_times_clip_over_batch(tmp_path):
+    import tensorflow as tf
+
+    sigma, clip = 2.0, 0.5
+    _, built = dp_model(tmp_path, privacy={"l2_norm_clip": clip, "noise_multiplier": sigma},
+                        optimizer={"type": "sgd", "learning_rate": 1.0})
+    model = built.model
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    x = np.zeros((64, 64), "float32")
+    # every row is padding: the clipped sum is zero and the update is the noise alone
+    model.train_step((tf.constant(x), tf.constant(np.zeros(64, "int64")), tf.constant(np.zeros(64, "float32"))))
+    deltas = np.concatenate([(b - v.numpy()).ravel() for b, v in zip(before, model.trainable_variables)])
+    assert deltas.std() == pytest.approx(sigma * clip / 64, rel=0.05)
+    assert abs(deltas.mean()) < 3 * sigma * clip / 64 / np.sqrt(deltas.size) * 3
+
+
+def test_epsilon_matches_dp_accounting_for_the_documented_settings():
+    args = dict(noise_multiplier=1.1, sampling_rate=256 / 60000, steps=60 * 60000 // 256, delta=1e-5)
+    assert accounting.epsilon(**args, accountant="rdp") == pytest.approx(2.60, abs=0.01)
+    assert accounting.epsilon(**args, accountant="pld") == pytest.approx(2.38, abs=0.01)
+
+
+def test_target_epsilon_calibrates_sigma():
+    sigma = accounting.calibrate_noise(target_epsilon=3.0, sampling_rate=0.01, steps=1000, delta=1e-5, accountant="rdp")
+    assert accounting.epsilon(noise_multiplier=sigma, sampling_rate=0.01, steps=1000, delta=1e-5, accountant="rdp") <= 3.0 + 1e-6
+    assert accounting.epsilon(noise_multiplier=sigma * 0.97, sampling_rate=0.01, steps=1000, delta=1e-5, accountant="rdp") > 3.0
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"model": {"layers": [{"type": "Dense", "units": 8}, {"type": "BatchNormalization"}, {"type": "Dense", "units": 10}]}},
+         "GroupNormalization or LayerNormalization"),
+        ({"augmentation": {"steps": [{"type": "MixUp"}]}}, "mixes examples"),
+        ({"privacy": {"l2_norm_clip": 1.0}}, "exactly one of noise_multiplier or target_epsilon"),
+        ({"privacy": {**PRIVACY, "microbatches": 4}}, "changes the sensitivity"),
+        ({"privacy": {**PRIVACY, "l2_norm_clip": -1}}, "greater than 0"),
+    ],
+)
+def test_spec_checks(tmp_path, sections, message):
+    spec = tiny_spec(privacy=PRIVACY)
+    spec.update(sections)
+    with pytest.raises(SpecError, match=message):
+        validate(spec, file="s", base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("sampling", ["poisson", "shuffle"])
+def test_dp_run_reports_epsilon_every_epoch_with_xla(cli, tmp_path, write_spec, sampling):
+    spec = tiny_spec(train={"epochs": 2, "verbose": 0, "jit_compile": True},
+                     privacy={"l2_norm_clip": 1.0, "noise_multiplier": 1.1, "sampling": sampling, "accountant": "pld"})
+    code, _, err = cli("run", write_spec(spec), "--reports", tmp_path / "r")
+    assert code == 0, err
+    folder = next((tmp_path / "r").iterdir())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["jit_compile"] is True
+    for key in ("epsilon", "delta", "noise_multiplier", "l2_norm_clip", "sampling", "accountant", "steps"):
+        assert key in metrics
+    assert metrics["delta"] < 1 / metrics["train_examples"] and metrics["delta_default"]
+    history = pd.read_csv(folder / "history.csv")
+    assert list(history["epsilon"].diff().dropna() > 0) == [True]
+    assert history["epsilon"].iloc[-1] == pytest.approx(metrics["epsilon"])
+    assert ("epsilon_note" in metrics) == (sampling == "shuffle")
+
+
+def test_max_epsilon_stops_training(cli, tmp_path, write_spec):
+    spec = tiny_spec(train={"epochs": 50, "verbose": 0}, privacy={"l2_norm_clip": 1.0, "noise_multiplier": 2.0, "max_epsilon": 1.0})
+    assert cli("run", write_spec(spec), "--reports", tmp_path / "r")[0] == 0
+    metrics = json.loads(next((tmp_path / "r").iterdir()).joinpath("metrics.json").read_text())
+    assert 1 < metrics["epochs"] < 50 and metrics["epsilon"] <= 1.0
+    spec["privacy"]["max_epsilon"] = 0.01
+    code, _, err = cli("run", write_spec(spec, "tight.json"), "--reports", tmp_path / "r2")
+    assert code == 2 and "privacy.max_epsilon" in err
+
+
+def test_poisson_batches_have_the_expected_size_and_fixed_shape():
+    from framework.privacy.sampling import padded_size, poisson_dataset
+
+    x = np.arange(2000, dtype="float32").reshape(1000, 2)
+    ds, _ = poisson_dataset(x, np.zeros(1000, "int64"), batch_size=50, seed=0, steps_per_epoch=40)
+    sizes, shapes = [], set()
+    for xb, yb, wb in ds:
+        shapes.add(tuple(xb.shape))
+        sizes.append(float(wb.numpy().sum()))
+    assert shapes == {(padded_size(50), 2)}
+    assert np.mean(sizes) == pytest.approx(50, rel=0.1) and np.std(sizes) > 2  # sizes vary, as Poisson's do
+
+
+def test_audit_command_and_spec_switch(cli, tmp_path):
+    code, _, err = cli("run", SPECS / "digits_dp.toml", "--reports", tmp_path, "--set", "train.epochs=2", "--set", "train.verbose=0")
+    assert code == 0, err
+    folder = next(tmp_path.iterdir())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert 0.0 <= metrics["audit_auc"] <= 1.0 and "audit_advantage" in metrics
+    code, out, _ = cli("audit", folder)
+    assert code == 0 and "AUC" in out and "epsilon" in out
+
+
+def test_tuning_a_private_spec_warns(cli, tmp_path, write_spec):
+    spec = tiny_spec(privacy=PRIVACY, tune={"max_trials": 1})
+    spec["train"]["batch_size"] = {"tune": "choice", "values": [32, 64]}
+    code, out, err = cli("tune", write_spec(spec, "t.json"), "--reports", tmp_path)
+    assert code == 0, err
+    assert "spends privacy" in err

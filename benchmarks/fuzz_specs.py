@@ -93,11 +93,13 @@ def render(spec: dict, rng: random.Random) -> tuple[str, str]:
     """A spec as TOML or JSON text, sometimes with a syntax error."""
     import tomli_w
 
+    from framework.spec.load import toml_ready
+
     fmt = rng.choice([".json", ".toml"])
     text = None
     if fmt == ".toml":
         try:
-            text = tomli_w.dumps(_toml_safe(spec))
+            text = tomli_w.dumps(toml_ready(spec))
         except (TypeError, ValueError, RecursionError):  # the writer's limits, not the spec's
             fmt = ".json"
     if text is None:
@@ -106,15 +108,6 @@ def render(spec: dict, rng: random.Random) -> tuple[str, str]:
         cut = rng.randint(0, len(text))
         text = text[:cut] + rng.choice(["{", "]", "=", '"', "\n[[", ""]) + text[cut + 1 :]
     return fmt, text
-
-
-def _toml_safe(value):
-    """TOML has no null: drop None values the way a user could not write them."""
-    if isinstance(value, dict):
-        return {k: _toml_safe(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_toml_safe(v) for v in value if v is not None]
-    return value
 
 
 def run_case(path: Path) -> tuple[int | None, str | None]:

@@ -96,7 +96,7 @@ def load_entry_points() -> None:
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         source = f"entry point {entry_point.name} ({entry_point.value})"
 
-        def run(ep=entry_point):
+        def run(ep=entry_point, source=source):
             try:
                 ep.load()
             except SpecError:

@@ -3,7 +3,6 @@ and the callback that writes epsilon into every epoch's history and enforces ``m
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 from framework.privacy import accounting

@@ -53,6 +53,15 @@ def parse_text(text: str, fmt: str, file: str) -> dict[str, Any]:
     return data
 
 
+def toml_ready(value: Any) -> Any:
+    """Spec data as TOML can hold it: TOML has no null, so unset keys are dropped."""
+    if isinstance(value, dict):
+        return {k: toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [toml_ready(v) for v in value if v is not None]
+    return value
+
+
 def read_spec_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())

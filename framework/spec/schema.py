@@ -319,6 +319,7 @@ class RegularizationSpec(StrictModel):
 class PrivacySpec(StrictModel):
     """DP-SGD: per-example clipping and Gaussian noise, with (epsilon, delta) accounting by dp-accounting."""
 
+    enabled: bool = Field(True, description="false trains the same spec without DP (for comparison).")
     l2_norm_clip: float = Field(1.0, gt=0, description="Clip each example's gradient to this L2 norm (C).")
     noise_multiplier: float | None = Field(
         None, ge=0, description="Noise std as a multiple of the clip (sigma). Give this or target_epsilon."
@@ -445,6 +446,8 @@ class Spec(StrictModel):
                 "xla_determinism", "train.deterministic = true and train.jit_compile = true exclude each other: "
                 "Keras runs no XLA with deterministic ops; choose one"
             )
+        if self.privacy is not None and not self.privacy.enabled:
+            self.privacy = None
         if self.privacy is not None:
             self._check_private()
         monitors = [m.monitor for m in (reg.early_stopping, reg.reduce_lr_on_plateau) if m is not None]

@@ -22,7 +22,7 @@ from typing import Any
 
 from framework.errors import RunError, SpecError
 from framework.reports import run_folder as rf
-from framework.spec.load import LoadedSpec, validate
+from framework.spec.load import LoadedSpec, toml_ready, validate
 from framework.spec.schema import Spec
 from framework.tune.spaces import substitute
 
@@ -246,7 +246,7 @@ def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seco
     if best_raw.get("plugins"):
         best_raw["plugins"] = best_spec.plugins
     best_raw["name"] = f"{loaded.spec.name}-best"
-    rf.write_atomic(folder / BEST, _toml_header(values, tune.objective, best.score) + tomli_w.dumps(_toml_ready(best_raw)))
+    rf.write_atomic(folder / BEST, _toml_header(values, tune.objective, best.score) + tomli_w.dumps(toml_ready(best_raw)))
     resolved = best_spec.model_dump(mode="json")
     resolved["tune"] = tune.model_dump(mode="json")
     rf.write_json(folder / rf.RESOLVED, resolved)
@@ -268,12 +268,3 @@ def _toml_header(values: dict, objective: str, score: float) -> str:
     lines = [f"# best trial of `python -m framework tune`: {objective} = {score:.6g}"]
     lines += [f"#   {name} = {value!r}" for name, value in values.items()]
     return "\n".join(lines) + "\n"
-
-
-def _toml_ready(value):
-    """TOML has no null: drop unset keys."""
-    if isinstance(value, dict):
-        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_toml_ready(v) for v in value if v is not None]
-    return value

@@ -134,6 +134,9 @@ def cmd_check(args) -> int:
     with _in_spec_file(loaded.file):
         setup_backend(loaded.spec)
         model = build_and_compile(loaded.spec, None, steps_per_epoch=1).model
+        from framework.train.callbacks import spec_callbacks
+
+        spec_callbacks(loaded.spec)  # their names and arguments
     print(model_summary(model), end="")
     _print_spaces(loaded)
     print(f"{loaded.file}: valid spec '{loaded.spec.name}', {model.count_params():,} parameters")

@@ -98,3 +98,15 @@ def test_keras_source_offline_names_the_cache(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         load_splits(data_spec(tmp_path, source="keras:mnist"), seed=0)
     assert ".keras/datasets" in err.value.message and "npz:PATH" in err.value.message
+
+
+def test_corrupt_csv_is_a_data_error(tmp_path):
+    (tmp_path / "bad.csv").write_bytes(b"\x00\xff\xfe garbage \x00\n\x01,\x02\n")
+    with pytest.raises(DataError):
+        load_splits(data_spec(tmp_path, source="csv:bad.csv"), seed=0)
+
+
+def test_test_inputs_of_another_shape_are_a_data_error(tmp_path):
+    np.savez(tmp_path / "s.npz", x_train=np.zeros((40, 4)), y_train=np.arange(40) % 2, x_test=np.zeros((10, 5)), y_test=np.zeros(10))
+    with pytest.raises(DataError, match="shape"):
+        load_splits(data_spec(tmp_path, source="npz:s.npz", validation_split=0.0), seed=0)

@@ -132,3 +132,45 @@ def test_model_with_plugin_layer_reloads_in_a_new_process(cli, tmp_path):
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     ).stdout
     assert f"LOADED {params}" in out
+
+
+def test_plugin_and_keras_callbacks_from_the_spec(cli, tmp_path, write_spec):
+    (tmp_path / "cb.py").write_text(textwrap.dedent("""
+        import keras
+        from framework.registry import registry
+
+        @registry.register("callback")
+        class CountEpochs(keras.callbacks.Callback):
+            def __init__(self, path):
+                super().__init__()
+                self.path = path
+
+            def on_epoch_end(self, epoch, logs=None):
+                with open(self.path, "a") as handle:
+                    handle.write(f"{epoch}\\n")
+    """))
+    spec = tiny_spec(train={"epochs": 2, "verbose": 0, "callbacks": [
+        {"type": "CountEpochs", "path": str(tmp_path / "epochs.txt")}, {"type": "TerminateOnNaN"}]})
+    spec["plugins"] = ["cb.py"]
+    assert cli("run", write_spec(spec, "s.json"), "--reports", tmp_path / "r")[0] == 0
+    assert (tmp_path / "epochs.txt").read_text().split() == ["0", "1"]
+    spec["train"]["callbacks"] = [{"type": "CountEpoch"}]
+    code, _, err = cli("check", write_spec(spec, "bad.json"))
+    assert code == 2 and "train.callbacks[0].type" in err and "did you mean 'CountEpochs'" in err
+
+
+def test_a_run_whose_plugin_is_gone_names_it(cli, tmp_path):
+    import shutil
+
+    from framework.errors import RunError
+    from framework.reports.run_folder import load_run_model
+
+    plugin_dir = tmp_path / "plugins"
+    shutil.copytree(ROOT / "plugins", plugin_dir)
+    spec = (SPECS / "digits_tempered.toml").read_text().replace("../plugins/", f"{plugin_dir}/").replace(
+        'name = "digits-tempered"', 'name = "moved"')
+    (tmp_path / "s.toml").write_text(spec)
+    assert cli("run", tmp_path / "s.toml", "--reports", tmp_path / "r", "--set", "train.epochs=1", "--set", "train.verbose=0")[0] == 0
+    (plugin_dir / "tempered.py").unlink()
+    with pytest.raises(RunError, match="needs the plugin .*tempered.py"):
+        load_run_model(next((tmp_path / "r").iterdir()))

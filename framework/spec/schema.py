@@ -226,6 +226,10 @@ class ScheduleSpec(TypedTable):
     )
 
 
+class CallbackSpec(TypedTable):
+    type: str = Field(description="A keras.callbacks class or a registered callback.")
+
+
 class TrainSpec(StrictModel):
     epochs: int = Field(10, ge=1, le=100_000, description="Training epochs.")
     batch_size: int = Field(32, ge=1, le=1_000_000, description="Batch size (global, across replicas).")
@@ -249,6 +253,9 @@ class TrainSpec(StrictModel):
             "Deterministic TensorFlow ops, so the same spec and seed give the same metrics. 'auto': on a CPU, "
             "unless jit_compile = true (Keras runs no XLA with deterministic ops); off on a GPU, where XLA helps."
         ),
+    )
+    callbacks: list[CallbackSpec] = Field(
+        default_factory=list, description="Extra Keras or plugin callbacks, each a type and its arguments."
     )
     tensorboard: bool = Field(False, description="Write TensorBoard logs into the run folder's tensorboard/.")
     verbose: Literal[0, 1, 2] = Field(2, description="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.")

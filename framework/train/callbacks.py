@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from framework.build.layers import instantiate
+from framework.registry import registry
 from framework.spec.schema import Spec
 
 
@@ -14,6 +16,10 @@ def spec_callbacks(spec: Spec) -> list:
         callbacks.append(keras.callbacks.EarlyStopping(**reg.early_stopping.model_dump(), verbose=0))
     if reg.reduce_lr_on_plateau is not None:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(**reg.reduce_lr_on_plateau.model_dump(), verbose=0))
+    for i, callback in enumerate(spec.train.callbacks):
+        path = f"train.callbacks[{i}]"
+        cls = registry.get("callback", callback.type, path=f"{path}.type")
+        callbacks.append(instantiate(cls, callback.type, callback.kwargs, path))
     return callbacks
 
 

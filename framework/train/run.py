@@ -130,6 +130,7 @@ class Prepared:
     test_ds: Any
     steps_per_epoch: int
     pipeline_callbacks: list
+    spec_callbacks: list  # regularization's and train.callbacks, made before any file is written
 
     @property
     def model(self):
@@ -181,7 +182,7 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
     built = build_and_compile(spec, splits.example_shape, steps, train_examples=len(splits.x_train))
     train_ds, val_ds, test_ds, epoch_callback = make_datasets(spec, splits, built)
-    return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback])
+    return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec))
 
 
 def _write_inputs(folder: RunFolder, loaded: LoadedSpec, prepared: Prepared) -> None:
@@ -281,7 +282,7 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
     history_file = folder.file(rf.HISTORY)
     callbacks = [
         *prepared.pipeline_callbacks,
-        *spec_callbacks(spec),  # first, so the values they log (learning_rate) reach the CSV
+        *prepared.spec_callbacks,  # first, so the values they log (learning_rate) reach the CSV
         keras.callbacks.TerminateOnNaN(),
         # before the CSV: an epoch in history.csv is always in the backup too
         keras.callbacks.BackupAndRestore(str(folder.file(BACKUP)), save_freq="epoch", delete_checkpoint=True),

@@ -124,6 +124,8 @@ class Registry:
 
     def get(self, kind: str, name: str, *, path: str | None = None) -> Any:
         """Look a name up; unknown names raise a SpecError with a suggestion."""
+        if not isinstance(name, str):
+            raise SpecError(f"expected the name of a {kind.replace('_', ' ')} (a string), got {name!r:.80}", path=path)
         entry = self.find(kind, name)
         if entry is None:
             names = list(self._entries[kind]) + list(self._aliases[kind])

@@ -63,6 +63,8 @@ def test_nested_layer_tables_become_layers(tmp_path):
         ([{"type": "Conv2D", "filters": 4, "kernel_size": 3}], "model.layers[0]", "does not fit its input of shape (None, 64)"),
         ([{"type": "Dense", "units": 4, "inputs": ["nowhere"]}], "model.layers[0].inputs", "unknown inputs"),
         ([{"reuse": "ghost"}], "model.layers[0].reuse", "not an earlier layer"),
+        ([{"type": "Dense", "units": 4, "activation": {"type": {"x": 1}}}], "model.layers[0].activation.type",
+         "expected the name of a layer"),
     ],
 )
 def test_build_errors_name_the_layer(tmp_path, layers, path, message):

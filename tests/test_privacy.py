@@ -14,13 +14,13 @@ from framework.spec.load import validate
 PRIVACY = {"l2_norm_clip": 1.0, "noise_multiplier": 1.0}
 
 
-def dp_model(tmp_path, privacy=PRIVACY, optimizer=None, **sections):
+def dp_model(tmp_path, privacy=PRIVACY, optimizer=None, shape=(64,), **sections):
     from framework.train.run import build_and_compile, setup_backend
 
     spec = validate(tiny_spec(privacy=privacy, **({"train": {"optimizer": optimizer}} if optimizer else {}), **sections),
                     file="s", base_dir=tmp_path)
     setup_backend(spec)
-    return spec, build_and_compile(spec, (64,), steps_per_epoch=10, train_examples=1000)
+    return spec, build_and_compile(spec, shape, steps_per_epoch=10, train_examples=1000)
 
 
 def test_clipped_per_example_gradients_match_a_naive_loop(tmp_path):
@@ -45,6 +45,45 @@ def test_clipped_per_example_gradients_match_a_naive_loop(tmp_path):
             e += weights[i] * g * min(1.0, 0.05 / norm)
     for got, want in zip(summed, expected):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+
+CNN = {"input_shape": [8, 8, 1], "layers": [
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "tanh"},
+    {"type": "Conv2D", "filters": 3, "kernel_size": 2, "padding": "valid"},
+    {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
+
+
+@pytest.mark.parametrize("model_section", [None, CNN], ids=["mlp", "cnn"])
+def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
+    import keras
+    import tensorflow as tf
+
+    sections = {"model": model_section, "shape": (8, 8, 1)} if model_section else {}
+    _, built = dp_model(tmp_path, privacy={"l2_norm_clip": 0.05, "noise_multiplier": 0.0}, **sections)
+    model = built.model
+    assert model.clipping == "ghost"
+    shape = (8, 8, 8, 1) if model_section else (8, 64)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype("float32")
+    y = rng.integers(0, 10, 8)
+    weights = np.array([1, 1, 0, 1, 1, 1, 1, 1], "float32")
+    ghost, _ = model.ghost_clipped_sum(tf.constant(x), tf.constant(y), tf.constant(weights))
+    expected = [np.zeros(v.shape, "float64") for v in model.trainable_variables]
+    for i in range(8):
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(y[i : i + 1], model(x[i : i + 1], training=True))
+        grads = [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_variables)]
+        norm = np.sqrt(sum(np.sum(g**2) for g in grads))
+        for e, g in zip(expected, grads):
+            e += weights[i] * g * min(1.0, 0.05 / norm)
+    for got, want in zip(ghost, expected):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+
+def test_layers_ghost_clipping_does_not_cover_use_the_vectorized_path(tmp_path):
+    layers = [{"type": "Dense", "units": 8}, {"type": "LayerNormalization"}, {"type": "Dense", "units": 10, "activation": "softmax"}]
+    _, built = dp_model(tmp_path, model={"layers": layers})
+    assert built.model.clipping == "vectorized"
 
 
 def test_without_noise_and_clipping_the_update_is_plain_sgd(tmp_path):

@@ -18,6 +18,10 @@ from framework.errors import SpecError
 from framework.spec.schema import Spec
 
 
+# Layers built without their activation (then an Activation layer) in DP runs.
+SPLIT_FOR_PRIVACY = ("Dense", "Conv2D")
+
+
 def list_input_shape(spec: Spec, data_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
     """The example shape of a list-form model: from the data, the spec, or the source's metadata."""
     declared = spec.model.input_shape
@@ -89,6 +93,7 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
         path = f"model.layers[{i}]"
         for copy in range(layer_spec.repeat):
             last_copy = copy == layer_spec.repeat - 1
+            split_activation = None
             if layer_spec.reuse is not None:
                 if layer_spec.reuse not in layers_by_name:
                     raise SpecError(f"reuses '{layer_spec.reuse}', which is not an earlier layer's name", path=f"{path}.reuse")
@@ -101,6 +106,10 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
                 is_output = last_copy and (layer_spec.name in out_names or (not out_names and i == last))
                 if spec.train.mixed_precision and is_output:
                     kwargs.setdefault("dtype", "float32")  # keep outputs and their loss in float32
+                split_activation = None
+                if spec.privacy is not None and layer_spec.type in SPLIT_FOR_PRIVACY:
+                    # DP-SGD's ghost clipping needs the layer's pre-activation output as a tensor of its own
+                    split_activation = kwargs.pop("activation", None)
                 layer, type_name = make_layer(layer_spec.type, kwargs, path), layer_spec.type
                 if layer_spec.name and last_copy:
                     layers_by_name[layer_spec.name] = layer
@@ -112,6 +121,10 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
                     raise SpecError(f"unknown inputs {missing}; known so far: {sorted(nodes)}", path=f"{path}.inputs")
                 args = [nodes[n] for n in layer_spec.inputs]
             previous = call_layer(layer, args, type_name, path)
+            if layer_spec.reuse is None and split_activation not in (None, "linear"):
+                previous = call_layer(
+                    keras.layers.Activation(split_activation, dtype=kwargs.get("dtype")), [previous], type_name, f"{path}.activation"
+                )
             if layer_spec.reuse is None and dropout_after(type(layer), reg, is_output):
                 previous = keras.layers.Dropout(reg.dropout, seed=spec.seed + i)(previous)
         if layer_spec.name:

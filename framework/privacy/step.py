@@ -1,5 +1,15 @@
 """The DP-SGD training step (Keras 3, TensorFlow backend).
 
+Two ways to the clipped sum, chosen per model:
+
+- **ghost** (every trainable layer is a Dense on 2-D inputs or a Conv2D): one forward and one backward pass
+  give each such layer's inputs ``a`` and output gradients ``d``; an example's gradient norm is then
+  ``|a_i|*|d_i|`` (Dense) or the norm of its patch-by-gradient product (Conv2D), and the clipped sum is
+  assembled from the same ``a`` and ``d``, so per-example gradients of the whole model never exist;
+- **vectorized** (anything else): per-example gradients of all variables with ``tf.vectorized_map``.
+
+Both clip exactly the same way.
+
 For each batch: per-example gradients, computed vectorized (``tf.vectorized_map``,
 not a Python loop); each clipped to ``l2_norm_clip`` by its global norm; summed;
 Gaussian noise with std ``noise_multiplier * l2_norm_clip`` added once; divided
@@ -22,7 +32,31 @@ class DPSGDModel(keras.Model):
         self.noise_multiplier = float(noise_multiplier)
         self.expected_batch_size = float(expected_batch_size)
         self.per_example_loss = loss
+        # one loss value per example: a Loss object's call() skips its reduction; loss functions already do
+        self.loss_per_row = loss.call if isinstance(loss, keras.losses.Loss) else loss
         self.noise_seed = keras.random.SeedGenerator(seed)
+        self.ghost_layers = ghost_layers(self)
+        self.clipping = "ghost" if self.ghost_layers is not None else "vectorized"
+        if self.ghost_layers:
+            tapped = [layer.input for layer in self.ghost_layers] + [layer.output for layer in self.ghost_layers]
+            self.tapped_model = keras.Model(self.inputs, [*self.outputs, *tapped])
+
+    def ghost_clipped_sum(self, x, y, weights):
+        """The clipped gradient sum from each layer's inputs and output gradients (see the module docstring)."""
+        count = len(self.ghost_layers)
+        with tf.GradientTape() as tape:
+            outputs = self.tapped_model(x, training=True)
+            predictions, inputs, pre_activations = outputs[0], outputs[1 : count + 1], outputs[count + 1 :]
+            total = tf.reduce_sum(self.loss_per_row(y, predictions) * tf.cast(weights, predictions.dtype))
+        output_grads = tape.gradient(total, pre_activations)
+        pieces = [_layer_pieces(layer, a, d) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
+        norms = tf.sqrt(tf.add_n([squared for squared, _ in pieces]))
+        factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12))
+        by_variable = {}
+        for layer, (_, clipped) in zip(self.ghost_layers, pieces):
+            for variable, grad in zip(layer.trainable_variables, clipped(factors)):
+                by_variable[id(variable)] = grad
+        return [by_variable[id(v)] for v in self.trainable_variables], predictions
 
     def clipped_gradient_sum(self, x, y, weights):
         """Sum over the batch of each example's gradient clipped to l2_norm_clip, and the predictions."""
@@ -46,7 +80,8 @@ class DPSGDModel(keras.Model):
         x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
         if weights is None:
             weights = tf.ones(tf.shape(y)[:1])
-        summed, predictions = self.clipped_gradient_sum(x, y, weights)
+        clipped_sum = self.ghost_clipped_sum if self.ghost_layers else self.clipped_gradient_sum
+        summed, predictions = clipped_sum(x, y, weights)
         std = self.noise_multiplier * self.l2_norm_clip
         noisy = [
             (g + keras.random.normal(tf.shape(g), stddev=std, dtype=g.dtype, seed=self.noise_seed)) / self.expected_batch_size
@@ -60,3 +95,55 @@ class DPSGDModel(keras.Model):
         loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=weights)
         self._loss_tracker.update_state(loss, sample_weight=tf.reduce_sum(weights))  # what Keras's own step logs
         return self.compute_metrics(x, y, predictions, sample_weight=weights)
+
+
+def ghost_layers(model) -> list | None:
+    """The trainable layers when ghost clipping covers all of them, else None."""
+    trainable = [layer for layer in model.layers if layer.trainable_weights]
+    for layer in trainable:
+        if len(getattr(layer, "_inbound_nodes", [])) != 1:
+            return None  # shared layers: one input/output pair per call
+        if getattr(layer, "activation", None) not in (None, keras.activations.linear):
+            return None  # the tapped output must be the pre-activation
+        if type(layer) is keras.layers.Dense:
+            if len(layer.input.shape) != 2:
+                return None
+        elif type(layer) is keras.layers.Conv2D:
+            if layer.data_format != "channels_last" or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+                return None
+        else:
+            return None
+        if [id(v) for v in layer.trainable_variables] != [id(v) for v in [layer.kernel, layer.bias][: 1 + layer.use_bias]]:
+            return None
+    return trainable
+
+
+def _layer_pieces(layer, a, d):
+    """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables)."""
+    a, d = tf.cast(a, tf.float32), tf.cast(d, tf.float32)
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw = layer.kernel_size
+        sh, sw = layer.strides
+        patches = tf.image.extract_patches(a, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1], rates=[1, 1, 1, 1],
+                                           padding=layer.padding.upper())
+        batch = tf.shape(a)[0]
+        patches = tf.reshape(patches, [batch, -1, patches.shape[-1]])
+        d = tf.reshape(d, [batch, -1, d.shape[-1]])
+        per_example = tf.einsum("bpk,bpc->bkc", patches, d)
+        squared = tf.reduce_sum(tf.square(per_example), axis=[1, 2])
+        bias_rows = tf.reduce_sum(d, axis=1)
+
+        def clipped(factors):
+            kernel = tf.reshape(tf.einsum("b,bkc->kc", factors, per_example), layer.kernel.shape)
+            return [kernel, tf.einsum("b,bc->c", factors, bias_rows)][: 1 + layer.use_bias]
+    else:
+        squared = tf.reduce_sum(tf.square(a), axis=1) * tf.reduce_sum(tf.square(d), axis=1)
+        bias_rows = d
+
+        def clipped(factors):
+            scaled = d * factors[:, None]
+            return [tf.matmul(a, scaled, transpose_a=True), tf.reduce_sum(scaled, axis=0)][: 1 + layer.use_bias]
+
+    if layer.use_bias:
+        squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)
+    return squared, clipped

@@ -49,6 +49,7 @@ class DPSGDModel(keras.Model):
             predictions, inputs, pre_activations = outputs[0], outputs[1 : count + 1], outputs[count + 1 :]
             total = tf.reduce_sum(self.loss_per_row(y, predictions) * tf.cast(weights, predictions.dtype))
         output_grads = tape.gradient(total, pre_activations)
+        self._batch_loss = total / tf.maximum(tf.reduce_sum(tf.cast(weights, total.dtype)), 1.0)
         pieces = [_layer_pieces(layer, a, d) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
         norms = tf.sqrt(tf.add_n([squared for squared, _ in pieces]))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12))
@@ -92,7 +93,10 @@ class DPSGDModel(keras.Model):
                 penalty = tf.add_n(self.losses)
             noisy = [n + g if g is not None else n for n, g in zip(noisy, tape.gradient(penalty, self.trainable_variables))]
         self.optimizer.apply(noisy, self.trainable_variables)
-        loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=weights)
+        if self.ghost_layers:  # the data loss is known from the ghost pass; add the penalties as compute_loss would
+            loss = self._batch_loss + (tf.add_n(self.losses) if self.losses else 0.0)
+        else:
+            loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=weights)
         self._loss_tracker.update_state(loss, sample_weight=tf.reduce_sum(weights))  # what Keras's own step logs
         return self.compute_metrics(x, y, predictions, sample_weight=weights)
 

@@ -335,7 +335,7 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
     if privacy is not None:
         # the saved model is for inference: a plain functional model without the DP training step
         keras.Model(model.inputs, model.outputs, name=model.name).save(folder.file(rf.MODEL))
-        test.update(privacy.report(timing["epochs"] * privacy.steps_per_epoch))
+        test.update(privacy.report(timing["epochs"] * privacy.steps_per_epoch), dp_clipping=model.clipping)
     else:
         model.save(folder.file(rf.MODEL))
     metrics = folder.update_metrics(

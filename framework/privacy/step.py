@@ -27,7 +27,10 @@ import tensorflow as tf
 class DPSGDModel(keras.Model):
     """A functional model whose ``train_step`` is DP-SGD; build with ``DPSGDModel(inputs, outputs)``."""
 
-    def configure_privacy(self, *, l2_norm_clip: float, noise_multiplier: float, expected_batch_size: float, loss, seed: int):
+    def configure_privacy(
+        self, *, l2_norm_clip: float, noise_multiplier: float, expected_batch_size: float, loss, seed: int,
+        allow_ghost: bool = True,
+    ):
         self.l2_norm_clip = float(l2_norm_clip)
         self.noise_multiplier = float(noise_multiplier)
         self.expected_batch_size = float(expected_batch_size)
@@ -35,7 +38,7 @@ class DPSGDModel(keras.Model):
         # one loss value per example: a Loss object's call() skips its reduction; loss functions already do
         self.loss_per_row = loss.call if isinstance(loss, keras.losses.Loss) else loss
         self.noise_seed = keras.random.SeedGenerator(seed)
-        self.ghost_layers = ghost_layers(self)
+        self.ghost_layers = ghost_layers(self) if allow_ghost else None
         self.clipping = "ghost" if self.ghost_layers is not None else "vectorized"
         if self.ghost_layers:
             tapped = [layer.input for layer in self.ghost_layers] + [layer.output for layer in self.ghost_layers]

@@ -349,6 +349,13 @@ class PrivacySpec(StrictModel):
     microbatches: int | None = Field(
         None, ge=1, description="Only per-example clipping is supported: leave unset or 1."
     )
+    clipping: Literal["auto", "vectorized"] = Field(
+        "auto",
+        description=(
+            "'auto': ghost clipping when every trainable layer is a Dense or Conv2D, else per-example gradients "
+            "with tf.vectorized_map; 'vectorized': always the latter. Both clip the same way."
+        ),
+    )
     audit: bool = Field(False, description="After training, run the loss-threshold membership-inference audit.")
 
     @model_validator(mode="after")

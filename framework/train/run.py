@@ -113,7 +113,7 @@ def build_and_compile(
         model.configure_privacy(
             l2_norm_clip=privacy.l2_norm_clip, noise_multiplier=privacy.noise_multiplier,
             expected_batch_size=spec.train.batch_size, loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
-            seed=spec.seed,
+            seed=spec.seed, allow_ghost=spec.privacy.clipping == "auto",
         )
     return Built(model, plan, one_hot, privacy)
 

@@ -23,8 +23,23 @@ def dp_model(tmp_path, privacy=PRIVACY, optimizer=None, shape=(64,), **sections)
     return spec, build_and_compile(spec, shape, steps_per_epoch=10, train_examples=1000)
 
 
-def test_clipped_per_example_gradients_match_a_naive_loop(tmp_path):
+def naive_clipped_sum(model, x, y, weights, clip):
+    """The clipped gradient sum the slow way: one example at a time, in float64."""
     import keras
+    import tensorflow as tf
+
+    expected = [np.zeros(v.shape, "float64") for v in model.trainable_variables]
+    for i in range(len(y)):
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(y[i : i + 1], model(x[i : i + 1], training=True))
+        grads = [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_variables)]
+        norm = np.sqrt(sum(np.sum(g**2) for g in grads))
+        for e, g in zip(expected, grads):
+            e += weights[i] * g * min(1.0, clip / norm)
+    return expected
+
+
+def test_clipped_per_example_gradients_match_a_naive_loop(tmp_path):
     import tensorflow as tf
 
     _, built = dp_model(tmp_path, privacy={"l2_norm_clip": 0.05, "noise_multiplier": 0.0})
@@ -34,16 +49,7 @@ def test_clipped_per_example_gradients_match_a_naive_loop(tmp_path):
     y = rng.integers(0, 10, 8)
     weights = np.array([1, 1, 1, 1, 1, 1, 0, 1], "float32")  # one padding row
     summed, _ = model.clipped_gradient_sum(tf.constant(x), tf.constant(y), tf.constant(weights))
-
-    expected = [np.zeros(v.shape, "float64") for v in model.trainable_variables]
-    for i in range(8):
-        with tf.GradientTape() as tape:
-            loss = keras.losses.sparse_categorical_crossentropy(y[i : i + 1], model(x[i : i + 1], training=True))
-        grads = [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_variables)]
-        norm = np.sqrt(sum(np.sum(g**2) for g in grads))
-        for e, g in zip(expected, grads):
-            e += weights[i] * g * min(1.0, 0.05 / norm)
-    for got, want in zip(summed, expected):
+    for got, want in zip(summed, naive_clipped_sum(model, x, y, weights, clip=0.05)):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
 
 
@@ -55,7 +61,6 @@ CNN = {"input_shape": [8, 8, 1], "layers": [
 
 @pytest.mark.parametrize("model_section", [None, CNN], ids=["mlp", "cnn"])
 def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
-    import keras
     import tensorflow as tf
 
     sections = {"model": model_section, "shape": (8, 8, 1)} if model_section else {}
@@ -68,15 +73,7 @@ def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
     y = rng.integers(0, 10, 8)
     weights = np.array([1, 1, 0, 1, 1, 1, 1, 1], "float32")
     ghost, _ = model.ghost_clipped_sum(tf.constant(x), tf.constant(y), tf.constant(weights))
-    expected = [np.zeros(v.shape, "float64") for v in model.trainable_variables]
-    for i in range(8):
-        with tf.GradientTape() as tape:
-            loss = keras.losses.sparse_categorical_crossentropy(y[i : i + 1], model(x[i : i + 1], training=True))
-        grads = [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_variables)]
-        norm = np.sqrt(sum(np.sum(g**2) for g in grads))
-        for e, g in zip(expected, grads):
-            e += weights[i] * g * min(1.0, 0.05 / norm)
-    for got, want in zip(ghost, expected):
+    for got, want in zip(ghost, naive_clipped_sum(model, x, y, weights, clip=0.05)):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
 
 

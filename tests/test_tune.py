@@ -138,3 +138,14 @@ def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
     assert len(trials) == 4
     assert set(trials["tuner_id"]) == {"tuner0", "tuner1"}
     assert (tmp_path / "digits-tune-tune" / "best.toml").exists()
+
+
+def test_failing_trials_end_in_a_message_not_a_traceback(cli, tmp_path, write_spec):
+    (tmp_path / "d.csv").write_text("a,b\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    spec = tiny_spec(data={"source": "csv:d.csv", "features": ["a"]}, tune={"max_trials": 2},
+                     model={"layers": [{"type": "Dense", "units": {"tune": "int", "min": 2, "max": 4}}]})
+    code, _, err = cli("tune", write_spec(spec, "t.json"), "--reports", tmp_path / "r")
+    assert code == 2 and "no trial completed" in err and "label column 'label'" in err
+    assert "Traceback" not in err
+    metrics = json.loads((tmp_path / "r" / "tiny-tune" / "metrics.json").read_text())
+    assert metrics["status"] == "failed"

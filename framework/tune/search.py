@@ -14,7 +14,6 @@ the same ``tune`` command in each process; the chief writes the results.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import Any
 from framework.errors import RunError, SpecError
 from framework.reports import run_folder as rf
 from framework.spec.load import LoadedSpec, toml_ready, validate
-from framework.spec.schema import Spec
 from framework.tune.spaces import substitute
 
 TUNERS = {"random": "RandomSearch", "bayesian": "BayesianOptimization", "hyperband": "Hyperband", "grid": "GridSearch"}
@@ -46,51 +44,24 @@ def _space_description(loaded: LoadedSpec) -> dict[str, Any]:
     return {name: space.model_dump(by_alias=True) | {"path": list(path)} for name, (path, space) in loaded.spaces.items()}
 
 
-def _make_hypermodel(loaded: LoadedSpec, splits, base_dir: Path):
+def _make_hypermodel(loaded: LoadedSpec, base_dir: Path):
+    """keras-tuner asks the hypermodel only to declare the search space: trials train in their own processes."""
     import keras_tuner as kt
 
-    from framework.train.callbacks import spec_callbacks
-    from framework.train.run import build_and_compile, make_datasets, setup_backend
-
     class SpecHyperModel(kt.HyperModel):
-        """build(hp): the spec with the trial's values; fit: the spec's data pipeline and callbacks."""
-
-        def __init__(self):
-            super().__init__(name=loaded.spec.name)
-            self.trial_spec: Spec | None = None
-            self.built = None
-
-        def spec_for(self, hp) -> Spec:
-            values = {name: space.sample(hp, name) for name, (_, space) in loaded.spaces.items()}
-            return validate(substitute(loaded.raw, loaded.spaces, values), file=loaded.file, base_dir=base_dir)
-
         def build(self, hp):
-            spec = self.spec_for(hp)
-            setup_backend(spec)  # a clean Keras session and the spec's seed for every trial
-            steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
-            self.trial_spec, self.built = spec, build_and_compile(
-                spec, splits.example_shape, steps, train_examples=len(splits.x_train)
-            )
-            return self.built.model
+            values = {name: space.sample(hp, name) for name, (_, space) in loaded.spaces.items()}
+            validate(substitute(loaded.raw, loaded.spaces, values), file=loaded.file, base_dir=base_dir)
+            return None  # never trained here; see IsolatedTuner.run_trial
 
-        def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
-            spec = self.trial_spec
-            train_ds, val_ds, _, epoch_callback = make_datasets(spec, splits, self.built)
-            return model.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=epochs or spec.train.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[epoch_callback, *spec_callbacks(spec), *(callbacks or [])],
-                shuffle=False,  # the pipeline shuffles
-                verbose=spec.train.verbose,
-            )
-
-    return SpecHyperModel()
+    return SpecHyperModel(name=loaded.spec.name)
 
 
 def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
     import keras_tuner as kt
+    from keras_tuner.src import config as kt_config
+
+    kt_config.DEBUG = False  # a failed trial is reported in one line (see _run_isolated), not as a stack trace
 
     tune = loaded.spec.tune
     objective = kt.Objective(tune.objective, direction=tune.resolved_direction)
@@ -153,8 +124,13 @@ def _run_isolated(request: dict, stem: Path) -> dict:
     result_file = Path(request["result"])
     result = json.loads(result_file.read_text()) if result_file.exists() else {"error": proc.stderr[-2000:]}
     if "error" in result:
-        # keras-tuner records the failed trial and carries on (up to its limit of consecutive failures)
-        raise RuntimeError(f"trial failed: {result['error']}")
+        import sys
+
+        from keras_tuner.errors import FailedTrialError
+
+        print(f"trial failed: {result['error']}", file=sys.stderr)
+        # keras-tuner records the failed trial and carries on, up to its limit of consecutive failures
+        raise FailedTrialError(f"trial failed: {result['error']}")
     return result
 
 
@@ -185,14 +161,15 @@ def tune_folder(loaded: LoadedSpec, reports_dir: Path) -> Path:
 
 
 def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
-    from framework.data import load_splits
-    from framework.train.run import setup_backend
+    from framework.train.run import build_and_compile, setup_backend
 
     if not loaded.spaces:
         raise SpecError("has no search spaces to tune; write e.g. units = { tune = \"int\", min = 16, max = 128 }", path="<spec>")
     if loaded.spec.tune is None:
         raise SpecError("tune needs a [tune] section (tuner, objective, max_trials)", path="tune")
     base_dir = loaded.path.resolve().parent if loaded.path else Path.cwd()
+    setup_backend(loaded.spec)
+    build_and_compile(loaded.spec, None, steps_per_epoch=1)  # spec errors now, as `check` finds them, not in every trial
     folder = tune_folder(loaded, Path(reports_dir))
     space = _space_description(loaded)
     _check_same_space(folder, space)
@@ -202,15 +179,20 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
     suffix = loaded.path.suffix.lower() if loaded.path else ".json"
     rf.write_atomic(folder / f"spec{suffix}", loaded.text)
 
-    setup_backend(loaded.spec)
-    splits = load_splits(loaded.spec.data, loaded.spec.seed)
-    hypermodel = _make_hypermodel(loaded, splits, base_dir)
+    hypermodel = _make_hypermodel(loaded, base_dir)
     tuner = _tuner(loaded, hypermodel, folder)
     is_worker = "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
     if not is_worker:
         rf.write_json(folder / rf.METRICS, {"name": loaded.spec.name, "run": folder.name, "kind": "tune", "status": "running"})
     start = time.perf_counter()
-    tuner.search(verbose=1 if loaded.spec.train.verbose else 0)
+    try:
+        tuner.search(verbose=1 if loaded.spec.train.verbose else 0)
+    except RuntimeError as exc:  # keras-tuner gives up after consecutive failed trials
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if not is_worker:
+            rf.write_json(folder / rf.METRICS, {"name": loaded.spec.name, "run": folder.name, "kind": "tune",
+                                                "status": "failed", "reason": last})
+        raise RunError(f"the search stopped: {last}", path=str(folder)) from None
     if is_worker:
         return folder
     _write_results(loaded, tuner, folder, base_dir, time.perf_counter() - start)

@@ -62,7 +62,7 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
         inputs = []
         for i, input_spec in enumerate(model_spec.inputs):
             try:
-                tensor = keras.Input(shape=tuple(input_spec.shape), dtype=input_spec.dtype, name=input_spec.name)
+                tensor = keras.Input(shape=input_spec.keras_shape, dtype=input_spec.dtype, name=input_spec.name)
             except Exception as exc:
                 raise SpecError(str(exc), path=f"model.inputs[{i}]") from None
             nodes[input_spec.name] = tensor
@@ -70,12 +70,14 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
     else:
         shape = list_input_shape(spec, data_shape)
         try:
-            inputs = [keras.Input(shape=shape, name="input")]
+            # a text column arrives as one string per example
+            dtype = "string" if spec.data.text is not None else None
+            inputs = [keras.Input(shape=shape, name="input", dtype=dtype)]
         except Exception as exc:
             raise SpecError(f"cannot make an input of shape {shape}: {exc}", path="model.input_shape") from None
     if data_shape is not None and model_spec.inputs and len(model_spec.inputs) == 1:
-        declared = tuple(model_spec.inputs[0].shape)
-        if declared != tuple(data_shape):
+        declared = model_spec.inputs[0].keras_shape
+        if len(declared) != len(data_shape) or any(d not in (None, e) for d, e in zip(declared, data_shape)):
             raise SpecError(f"shape is {declared} but the data's examples have shape {tuple(data_shape)}", path="model.inputs[0].shape")
 
     out_names = set(output_names(spec))

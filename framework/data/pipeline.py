@@ -25,9 +25,9 @@ def training_dataset(x, y, *, batch_size: int, data_spec, seed: int, augment=Non
     """Returns (dataset, callback): the callback must be passed to fit() so each epoch draws its own order."""
     import tensorflow as tf
 
-    count = len(y)
+    count = len(next(iter(y.values()))) if isinstance(y, dict) else len(y)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    features, targets = tf.constant(x), tf.constant(y)
+    features, targets = tf.nest.map_structure(tf.constant, x), tf.nest.map_structure(tf.constant, y)
 
     def order(_):
         if not data_spec.shuffle:
@@ -38,7 +38,7 @@ def training_dataset(x, y, *, batch_size: int, data_spec, seed: int, augment=Non
     ds = tf.data.Dataset.from_tensors(0).flat_map(order).batch(batch_size)
     # flat_map hides the length; Keras needs it to end epochs without a warning
     ds = ds.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
-    ds = ds.map(lambda idx: (tf.gather(features, idx), tf.gather(targets, idx)))
+    ds = ds.map(lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), (features, targets)))
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if data_spec.prefetch:

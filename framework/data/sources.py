@@ -30,6 +30,18 @@ class RawData:
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: columns that data.targets expressions may use (default: one column, 'label')
+    table: Any = None
+    table_test: Any = None
+
+    def label_table(self, test: bool = False):
+        import pandas as pd
+
+        table = self.table_test if test else self.table
+        if table is not None:
+            return table
+        y = self.y_test if test else self.y
+        return pd.DataFrame({"label": y}) if y is not None and y.ndim == 1 else None
 
 
 class DataSource:
@@ -120,14 +132,23 @@ class SklearnSource(DataSource):
 
 @registry.register("data_source", "csv")
 class CsvSource(DataSource):
-    """A CSV file with a header: ``data.features`` columns (default: all but the label) and ``data.label``."""
+    """A CSV file with a header: ``data.features`` columns (default: all but the label) and ``data.label``.
+
+    With ``data.text`` the input is that column's raw text; with ``data.sequence`` the input is the one
+    feature column's text and the label is the target text; with ``data.window`` the features default
+    to the label column itself (its own past predicts its future).
+    """
 
     takes_path = True
 
     def feature_shape(self):
+        if self.spec.text or self.spec.sequence:
+            return ()
+        if self.spec.window:
+            return (self.spec.window.size, len(self.spec.features or [self.spec.label]))
         return (len(self.spec.features),) if self.spec.features else None
 
-    def load(self) -> RawData:
+    def _read(self):
         import pandas as pd
 
         try:
@@ -136,33 +157,72 @@ class CsvSource(DataSource):
             raise DataError(f"cannot read CSV {self.arg}: {exc}", path="data.source") from None
         if frame.empty:
             raise DataError(f"CSV {self.arg} has no rows", path="data.source")
-        label = self.spec.label
-        if label not in frame.columns:
+        return frame
+
+    def _column(self, frame, name: str, key: str):
+        if name not in frame.columns:
             raise DataError(
-                f"label column '{label}' is not in {self.arg}{did_you_mean(label, frame.columns)}; columns: {list(frame.columns)}",
-                path="data.label",
+                f"column '{name}' is not in {self.arg}{did_you_mean(name, frame.columns)}; columns: {list(frame.columns)}",
+                path=key,
             )
-        features = self.spec.features or [c for c in frame.columns if c != label]
-        missing = [c for c in features if c not in frame.columns]
-        if missing:
-            raise DataError(f"feature columns {missing} are not in {self.arg}; columns: {list(frame.columns)}", path="data.features")
-        x_frame = frame[features]
-        non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c])]
-        if non_numeric:
-            raise DataError(f"feature columns {non_numeric} are not numeric", path="data.features")
-        if x_frame.isna().any().any():
-            raise DataError(f"feature columns of {self.arg} have missing values", path="data.source")
-        y_col = frame[label]
+        return frame[name]
+
+    def _default_features(self, frame) -> list[str]:
+        from framework.data.targets import referenced_columns
+
+        if self.spec.window:
+            return [self.spec.label]
+        excluded = {self.spec.label}
+        if self.spec.targets:
+            excluded |= referenced_columns(self.spec.targets, frame.columns)
+        return [c for c in frame.columns if c not in excluded]
+
+    def load(self) -> RawData:
+        import pandas as pd
+
+        frame = self._read()
+        spec = self.spec
+        if spec.text or spec.sequence:
+            if spec.text:
+                column = self._column(frame, spec.text, "data.text")
+            else:
+                features = spec.features or self._default_features(frame)
+                if len(features) != 1:
+                    raise DataError(f"a sequence task reads one source column, got {features}", path="data.features")
+                column = self._column(frame, features[0], "data.features")
+            x = column.fillna("").astype(str).to_numpy(dtype=object)
+            features = [column.name]
+        else:
+            features = spec.features or self._default_features(frame)
+            for name in features:
+                self._column(frame, name, "data.features")
+            x_frame = frame[features]
+            non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c])]
+            if non_numeric:
+                raise DataError(f"feature columns {non_numeric} are not numeric", path="data.features")
+            if x_frame.isna().any().any():
+                raise DataError(f"feature columns of {self.arg} have missing values", path="data.source")
+            x = x_frame.to_numpy(dtype="float32")
+        info = {"features": features}
+        if spec.targets:  # the targets come from the table
+            return RawData(x, np.zeros(len(x), "int64"), table=frame, info=info)
+        y_col = self._column(frame, spec.label, "data.label")
         if y_col.isna().any():
-            raise DataError(f"label column '{label}' has missing values", path="data.label")
+            raise DataError(f"label column '{spec.label}' has missing values", path="data.label")
         class_names = None
-        if pd.api.types.is_numeric_dtype(y_col):
+        if spec.sequence:
+            y = y_col.astype(str).to_numpy(dtype=object)
+        elif spec.window:
+            if not pd.api.types.is_numeric_dtype(y_col):
+                raise DataError(f"label column '{spec.label}' must be numeric to forecast", path="data.label")
+            y = y_col.to_numpy(dtype="float32")
+        elif pd.api.types.is_numeric_dtype(y_col):
             y = y_col.to_numpy()
             y = y.astype("int64") if pd.api.types.is_integer_dtype(y_col) else y.astype("float32")
         else:
             codes, uniques = pd.factorize(y_col, sort=True)
             y, class_names = codes.astype("int64"), [str(u) for u in uniques]
-        return RawData(x_frame.to_numpy(dtype="float32"), y, class_names=class_names, info={"features": features})
+        return RawData(x, y, class_names=class_names, table=frame, info=info)
 
 
 def _npz_header_shape(path: str, key: str) -> tuple[int, ...] | None:

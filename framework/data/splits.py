@@ -8,54 +8,82 @@ from typing import Any
 import numpy as np
 
 from framework.data.sources import RawData, open_source
+from framework.data.targets import derive_targets
 from framework.errors import DataError, SpecError
 
 
 @dataclass
 class Splits:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray | None
-    y_val: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray
+    """Inputs and targets per split. Inputs are a dict for several model inputs; targets a dict for several outputs."""
+
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
+    x_test: Any
+    y_test: Any
     class_names: list[str] | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    #: figures the data stage can state before training, e.g. a forecast's naive baseline (into metrics.json)
+    baselines: dict[str, float] = field(default_factory=dict)
+    #: sequence-to-sequence: the ids <-> strings encoding and the test split's (sources, targets) strings
+    sequence: Any = None
+    test_texts: tuple | None = None
 
     @property
-    def example_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
+    def example_shape(self) -> tuple[int, ...] | None:
+        return None if isinstance(self.x_train, dict) else tuple(self.x_train.shape[1:])
+
+    @property
+    def train_size(self) -> int:
+        return _length(self.x_train)
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.x_train), "validation": 0 if self.x_val is None else len(self.x_val), "test": len(self.x_test)}
+        return {"train": _length(self.x_train), "validation": 0 if self.x_val is None else _length(self.x_val),
+                "test": _length(self.x_test)}
 
 
-def _check_pair(x: np.ndarray, y: np.ndarray, what: str) -> None:
-    if len(x) == 0:
-        raise DataError(f"the {what} data is empty", path="data.source")
-    if len(x) != len(y):
-        raise DataError(f"the {what} data has {len(x)} inputs but {len(y)} labels", path="data.source")
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"the {what} inputs are {x.dtype}, not numbers", path="data.source")
+def _length(data) -> int:
+    return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
 
 
-def _is_class_labels(y: np.ndarray) -> bool:
-    return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+def _take(data, index):
+    return {k: v[index] for k, v in data.items()} if isinstance(data, dict) else data[index]
 
 
-def _split(x, y, fraction: float, seed: int, stratify: bool):
+def _check_pair(x, y, what: str, text: bool = False) -> None:
+    what = f"{what} " if what else ""
+    n_x = len(x)
+    if n_x == 0:
+        raise DataError(f"the {what}data is empty", path="data.source")
+    for name, values in (y.items() if isinstance(y, dict) else [("", y)]):
+        if len(values) != n_x:
+            raise DataError(f"the {what}data has {n_x} inputs but {len(values)} labels {name}".rstrip(), path="data.source")
+    if not text and not np.issubdtype(x.dtype, np.number):
+        hint = "; for a column of text set data.text" if x.dtype == object else ""
+        raise DataError(f"the {what}inputs are {x.dtype}, not numbers{hint}", path="data.source")
+
+
+def _is_class_labels(y) -> bool:
+    return isinstance(y, np.ndarray) and y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+
+
+def _split(n: int, y, fraction: float, seed: int, stratify: bool):
+    """(kept, held-out) example indices; stratified by y (the first target) when it is class labels."""
     from sklearn.model_selection import train_test_split
 
+    if isinstance(y, dict):
+        y = next(iter(y.values()))
     strat = None
     if stratify and _is_class_labels(y):
         _, counts = np.unique(y, return_counts=True)
-        n_held = int(np.ceil(fraction * len(y)))
-        if counts.min() >= 2 and n_held >= len(counts) and len(y) - n_held >= len(counts):
+        n_held = int(np.ceil(fraction * n))
+        if counts.min() >= 2 and n_held >= len(counts) and n - n_held >= len(counts):
             strat = y
     try:
-        return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=strat)
+        return train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=strat)
     except ValueError as exc:
-        raise DataError(f"cannot split {len(y)} examples with fraction {fraction}: {exc}", path="data") from None
+        raise DataError(f"cannot split {n} examples with fraction {fraction}: {exc}", path="data") from None
 
 
 def _reshape(x: np.ndarray, shape: list[int] | None) -> np.ndarray:
@@ -70,14 +98,14 @@ def _reshape(x: np.ndarray, shape: list[int] | None) -> np.ndarray:
         ) from None
 
 
-def _fit_scaling(x_train: np.ndarray, scale) -> dict[str, Any]:
+def _fit_scaling(x_train: np.ndarray, scale, axes: tuple[int, ...] = (0,)) -> dict[str, Any]:
     if scale == "none":
         return {"scale": "none"}
     if scale == "standard":
-        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+        mean, std = x_train.mean(axis=axes), x_train.std(axis=axes)
         return {"scale": "standard", "shift": mean, "divide": np.where(std > 0, std, 1.0)}
     if scale == "minmax":
-        low, high = x_train.min(axis=0), x_train.max(axis=0)
+        low, high = x_train.min(axis=axes), x_train.max(axis=axes)
         return {"scale": "minmax", "shift": low, "divide": np.where(high > low, high - low, 1.0)}
     return {"scale": float(scale), "shift": 0.0, "divide": 1.0 / float(scale)}
 
@@ -89,28 +117,45 @@ def apply_scaling(x: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
     return ((x - np.asarray(stats["shift"], "float32")) / np.asarray(stats["divide"], "float32")).astype("float32")
 
 
+def _json_ready(stats: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in stats.items()}
+
+
 def load_splits(data_spec, seed: int) -> Splits:
-    """Load ``data_spec.source`` and return scaled, reshaped splits. Scaling is fitted on train only."""
+    """Load ``data_spec.source`` and return its splits. Everything fitted (scaling, vocabularies) sees train only."""
     raw: RawData = open_source(data_spec).load()
-    _check_pair(raw.x, raw.y, "training" if raw.x_test is not None else "")
+    if data_spec.window is not None:
+        return _window_splits(raw, data_spec)
+    textual = data_spec.text is not None or data_spec.sequence is not None
+    y = raw.y if data_spec.targets is None else derive_targets(raw.label_table(), data_spec.targets)
+    _check_pair(raw.x, y, "training" if raw.x_test is not None else "", textual)
     if raw.x_test is not None:
-        _check_pair(raw.x_test, raw.y_test, "test")
-        x_train, y_train, x_test, y_test = raw.x, raw.y, raw.x_test, raw.y_test
+        y_test = raw.y_test if data_spec.targets is None else derive_targets(raw.label_table(test=True), data_spec.targets)
+        _check_pair(raw.x_test, y_test, "test", textual)
+        x_train, y_train, x_test = raw.x, y, raw.x_test
     else:
         if data_spec.test_split <= 0:
             raise SpecError("the source has no test split of its own, so test_split must be > 0", path="data.test_split")
-        x_train, x_test, y_train, y_test = _split(raw.x, raw.y, data_spec.test_split, seed, data_spec.stratify)
+        kept, held = _split(len(raw.x), y, data_spec.test_split, seed, data_spec.stratify)
+        x_train, y_train, x_test, y_test = raw.x[kept], _take(y, kept), raw.x[held], _take(y, held)
     x_val = y_val = None
     if data_spec.validation_split > 0:
-        x_train, x_val, y_train, y_val = _split(x_train, y_train, data_spec.validation_split, seed, data_spec.stratify)
+        kept, held = _split(len(x_train), y_train, data_spec.validation_split, seed, data_spec.stratify)
+        x_train, y_train, x_val, y_val = x_train[kept], _take(y_train, kept), x_train[held], _take(y_train, held)
     if data_spec.train_limit:
-        x_train, y_train = x_train[: data_spec.train_limit], y_train[: data_spec.train_limit]
+        limit = np.arange(min(data_spec.train_limit, len(x_train)))
+        x_train, y_train = x_train[limit], _take(y_train, limit)
 
+    if data_spec.sequence is not None:
+        return _sequence_splits(data_spec, raw, x_train, y_train, x_val, y_val, x_test, y_test)
+    if data_spec.text is not None:
+        return Splits(x_train, y_train, x_val, y_val, x_test, y_test, class_names=raw.class_names,
+                      preprocessing={"scale": "none", "text": data_spec.text})
     x_train, x_test = _reshape(x_train, data_spec.reshape), _reshape(x_test, data_spec.reshape)
     if x_test.shape[1:] != x_train.shape[1:]:
         raise DataError(f"test inputs have shape {x_test.shape[1:]}, training inputs {x_train.shape[1:]}", path="data.source")
     stats = _fit_scaling(x_train.astype("float32"), data_spec.scale)
-    splits = Splits(
+    return Splits(
         apply_scaling(x_train, stats),
         y_train,
         None if x_val is None else apply_scaling(_reshape(x_val, data_spec.reshape), stats),
@@ -118,6 +163,44 @@ def load_splits(data_spec, seed: int) -> Splits:
         apply_scaling(x_test, stats),
         y_test,
         class_names=raw.class_names,
-        preprocessing={k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in stats.items()},
+        preprocessing=_json_ready(stats),
     )
-    return splits
+
+
+def _sequence_splits(data_spec, raw, x_train, y_train, x_val, y_val, x_test, y_test) -> Splits:
+    from framework.data.sequences import SequenceEncoding
+
+    encoding = SequenceEncoding.fit(x_train, y_train, data_spec.sequence)
+
+    def encoded(x, y):
+        return (None, None) if x is None else (encoding.inputs(x, y), encoding.labels(y))
+
+    return Splits(
+        *encoded(x_train, y_train), *encoded(x_val, y_val), *encoded(x_test, y_test),
+        preprocessing={"scale": "none", "sequence": encoding.to_json()},
+        sequence=encoding, test_texts=(list(x_test), list(y_test)),
+    )
+
+
+def _window_splits(raw: RawData, data_spec) -> Splits:
+    from framework.data.windows import chronological_windows, naive_mae
+
+    if raw.x_test is not None or raw.x.ndim != 2:
+        raise DataError("forecasting windows need one table of rows (a CSV source)", path="data.window")
+    parts = chronological_windows(raw.x, raw.y, data_spec)
+    features = raw.info.get("features", [])
+    label_index = features.index(data_spec.label) if data_spec.label in features else None
+    x_train = parts["train"][0]
+    stats = _fit_scaling(x_train, data_spec.scale, axes=(0, 1))
+    x_val, y_val = parts.get("validation", (None, None))
+    baselines = {}
+    naive = naive_mae(*parts["test"], label_index)
+    if naive is not None:
+        baselines["test_naive_mae"] = naive
+    return Splits(
+        apply_scaling(x_train, stats), parts["train"][1],
+        None if x_val is None else apply_scaling(x_val, stats), y_val,
+        apply_scaling(parts["test"][0], stats), parts["test"][1],
+        preprocessing={**_json_ready(stats), "window": data_spec.window.model_dump(), "features": features},
+        baselines=baselines,
+    )

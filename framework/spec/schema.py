@@ -64,6 +64,23 @@ class TypedTable(BaseModel):
 # --- data ------------------------------------------------------------------------------
 
 
+class WindowSpec(StrictModel):
+    """Forecasting: slide a window over the rows (in file order) and predict a later value of the label."""
+
+    size: int = Field(ge=1, le=100_000, description="Time steps in each input window.")
+    horizon: int = Field(1, ge=1, le=100_000, description="Predict the label this many steps after the window's last step.")
+    stride: int = Field(1, ge=1, le=100_000, description="Steps between the starts of consecutive windows.")
+
+
+class SequenceSpec(StrictModel):
+    """Sequence-to-sequence: source and target strings become character ids (vocabularies from the training split)."""
+
+    source_input: str = Field("source", description="Model input that receives the source ids.")
+    decoder_input: str = Field(
+        "decoder_input", description="Model input that receives the target shifted right (teacher forcing)."
+    )
+
+
 class DataSpec(StrictModel):
     source: str = Field(
         description=(
@@ -74,6 +91,26 @@ class DataSpec(StrictModel):
     )
     features: list[str] | None = Field(None, description="csv: feature columns (default: every column but the label).")
     label: str = Field("label", description="csv: the label column.")
+    text: str | None = Field(
+        None,
+        description=(
+            "csv: a column of raw text that is the model's input (one string per example); start the model with a "
+            "TextVectorization layer, whose vocabulary is built from the training split only."
+        ),
+    )
+    targets: dict[str, str] | None = Field(
+        None,
+        description=(
+            "Multi-task: one target per model output, as output name -> a label column or a pandas expression of "
+            "columns, e.g. { digit = 'label', even = 'label % 2 == 0' }. scikit-learn sources have one column, 'label'."
+        ),
+    )
+    window: WindowSpec | None = Field(
+        None, description="Forecasting windows over the rows; the splits are chronological (test = the last rows)."
+    )
+    sequence: SequenceSpec | None = Field(
+        None, description="Sequence-to-sequence: the source gives (source string, target string) pairs."
+    )
     test_split: float = Field(
         0.2, ge=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split of its own."
     )
@@ -116,6 +153,19 @@ class DataSpec(StrictModel):
             raise ValueError(f"dimensions must be positive, with at most one -1; got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _one_task_shape(self) -> "DataSpec":
+        kinds = [k for k in ("text", "window", "sequence") if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise PydanticCustomError("data_kind", "data.{a} and data.{b} exclude each other", {"a": kinds[0], "b": kinds[1]})
+        if kinds and kinds[0] in ("text", "sequence") and (self.scale != "none" or self.reshape):
+            raise PydanticCustomError(
+                "data_text", "data.scale and data.reshape apply to numeric inputs, not to data.{kind}", {"kind": kinds[0]}
+            )
+        if self.targets is not None and (not self.targets or self.sequence is not None):
+            raise PydanticCustomError("data_targets", "data.targets needs at least one output, and not data.sequence")
+        return self
+
     @field_validator("source")
     @classmethod
     def _known_source(cls, value: str, info: ValidationInfo) -> str:
@@ -133,7 +183,13 @@ class LayerSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str | None = Field(None, description="A keras.layers class name or a registered layer/block.")
+    type: str | None = Field(
+        None,
+        description=(
+            "A keras.layers class name or a registered layer/block. Arguments named *_file are paths, "
+            "relative to the spec file."
+        ),
+    )
     name: str | None = Field(None, description="Layer name; graph form refers to layers by it.")
     inputs: list[str] | None = Field(
         None, description="Graph form: names of the model inputs or layers this layer is called on."
@@ -153,6 +209,20 @@ class LayerSpec(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _file_arguments(self, info: ValidationInfo) -> "LayerSpec":
+        """Arguments named ``*_file`` are paths, relative to the spec file like data paths."""
+        from framework.data.sources import usable_path
+
+        base_dir = Path((info.context or {}).get("base_dir") or Path.cwd())
+        for key, value in (self.model_extra or {}).items():
+            if key.endswith("_file") and isinstance(value, str):
+                path = usable_path(value, base_dir)
+                if not path.is_file():
+                    raise PydanticCustomError("layer_file", "{key}: file not found: {path}", {"key": key, "path": str(path)})
+                self.model_extra[key] = str(path)
+        return self
+
     @property
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -166,10 +236,19 @@ def _positive_dims(value: list[int] | None) -> list[int] | None:
 
 class InputSpec(StrictModel):
     name: str = Field(description="Input name, used in layers' 'inputs'.")
-    shape: list[int] = Field(description="Shape of one example, without the batch dimension.")
-    dtype: str = Field("float32", description="Input dtype.")
+    shape: list[int] = Field(
+        description="Shape of one example, without the batch dimension; -1 for a dimension of any length (sequences)."
+    )
+    dtype: str = Field("float32", description="Input dtype: float32, int32 (token ids), string (raw text), ...")
 
-    _shape = field_validator("shape")(_positive_dims)
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, value: list[int]) -> list[int]:
+        return _positive_dims([1 if d == -1 else d for d in value]) and value
+
+    @property
+    def keras_shape(self) -> tuple[int | None, ...]:
+        return tuple(None if d == -1 else d for d in self.shape)
 
 
 class ModelSpec(StrictModel):

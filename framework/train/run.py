@@ -82,19 +82,26 @@ class Built:
     augmentation: AugmentationPlan
     one_hot: bool
     privacy: Any = None  # a PrivacyPlan when the spec has [privacy] and the data is known
+    adapted: dict = None  # what adapting to the training data found (vocabulary size, ...), for metrics.json
 
 
 def build_and_compile(
-    spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int, train_examples: int | None = None
+    spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int, train_examples: int | None = None,
+    train_inputs: Any = None,
 ) -> Built:
-    """Plan augmentation, build the model, compile it; with [privacy], a DP-SGD model. ``check`` and ``run`` share this."""
+    """Plan augmentation, build the model, compile it; with [privacy], a DP-SGD model. ``check`` and ``run`` share this.
+
+    ``train_inputs`` (the training split's inputs) adapt layers such as TextVectorization before compiling.
+    """
+    from framework.build.adapt import adapt_to_data
     from framework.build.model import list_input_shape
 
     shape = example_shape if example_shape is not None else (
-        tuple(spec.model.inputs[0].shape) if spec.model.inputs else list_input_shape(spec)
+        spec.model.inputs[0].keras_shape if spec.model.inputs else list_input_shape(spec)
     )
     plan = plan_augmentation(spec, shape)
     model = build_model(spec, example_shape, input_layers=plan.model_layers())
+    adapted = adapt_to_data(model, train_inputs) if train_inputs is not None else {}
     one_hot = needs_one_hot(spec, mixing=bool(plan.mixers))
     privacy = None
     if spec.privacy is not None:
@@ -115,7 +122,7 @@ def build_and_compile(
             expected_batch_size=spec.train.batch_size, loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
             seed=spec.seed, allow_ghost=spec.privacy.clipping == "auto",
         )
-    return Built(model, plan, one_hot, privacy)
+    return Built(model, plan, one_hot, privacy, adapted)
 
 
 @dataclass
@@ -140,7 +147,7 @@ class Prepared:
 def targets_for(y, built: Built):
     import numpy as np
 
-    if y is None or not built.one_hot or y.ndim != 1:
+    if y is None or isinstance(y, dict) or not built.one_hot or y.ndim != 1:
         return y
     classes = int(built.model.output_shape[-1])
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= classes:
@@ -179,8 +186,10 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     spec = loaded.spec
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
-    steps = math.ceil(len(splits.x_train) / spec.train.batch_size)
-    built = build_and_compile(spec, splits.example_shape, steps, train_examples=len(splits.x_train))
+    steps = math.ceil(splits.train_size / spec.train.batch_size)
+    built = build_and_compile(
+        spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train
+    )
     train_ds, val_ds, test_ds, epoch_callback = make_datasets(spec, splits, built)
     return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec))
 
@@ -228,8 +237,9 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         "jit_compile": bool(model.jit_compile),
         "deterministic": deterministic_ops(spec),
         "params": int(model.count_params()),
-        "train_examples": len(prepared.splits.x_train),
+        "train_examples": prepared.splits.train_size,
         "augmentation": prepared.built.augmentation.placement,
+        **(prepared.built.adapted or {}),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
     return _train(folder, prepared, initial_epoch=0)
@@ -324,7 +334,7 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
     timing = {
         "epochs": initial_epoch + epochs_now,
         "train_seconds": round(train_seconds, 3),
-        "examples_per_second": round(len(prepared.splits.x_train) * epochs_now / train_seconds, 1) if train_seconds > 0 else None,
+        "examples_per_second": round(prepared.splits.train_size * epochs_now / train_seconds, 1) if train_seconds > 0 else None,
     }
     if not finite:
         folder.update_metrics(status="failed", reason="non-finite loss", failed_epoch=initial_epoch + bad_epoch, **timing)
@@ -332,6 +342,12 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
 
     scores = model.evaluate(prepared.test_ds, return_dict=True, verbose=0)
     test = {f"test_{k}": float(v) for k, v in scores.items()}
+    test.update(prepared.splits.baselines)
+    if prepared.splits.sequence is not None:
+        from framework.data.sequences import exact_match, greedy_decode
+
+        sources, targets = prepared.splits.test_texts
+        test["test_exact_match"] = exact_match(greedy_decode(model, prepared.splits.sequence, sources), targets)
     if privacy is not None:
         # the saved model is for inference: a plain functional model without the DP training step
         keras.Model(model.inputs, model.outputs, name=model.name).save(folder.file(rf.MODEL))
@@ -355,7 +371,7 @@ def _class_predictions(model, test_ds, splits):
     import numpy as np
 
     y = splits.y_test
-    if len(model.outputs) != 1 or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    if len(model.outputs) != 1 or isinstance(y, dict) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         return None
     probabilities = model.predict(test_ds, verbose=0)
     if probabilities.ndim != 2:

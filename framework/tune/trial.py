@@ -34,8 +34,8 @@ def run_trial(request: dict) -> dict:
     spec = validate(substitute(loaded.raw, loaded.spaces, request["values"]), file=loaded.file, base_dir=base_dir)
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
-    built = build_and_compile(spec, splits.example_shape, math.ceil(len(splits.x_train) / spec.train.batch_size),
-                              train_examples=len(splits.x_train))
+    built = build_and_compile(spec, splits.example_shape, math.ceil(splits.train_size / spec.train.batch_size),
+                              train_examples=splits.train_size, train_inputs=splits.x_train)
     model = built.model
     if request.get("load_weights"):
         model.load_weights(request["load_weights"])

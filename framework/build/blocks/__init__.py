@@ -1,0 +1,7 @@
+"""The framework's own layers and blocks, registered beside Keras's layers (``python -m framework list layer``)."""
+
+from framework.build.blocks.decoder import GRUDecoder
+from framework.build.blocks.embedding import PretrainedEmbedding, read_word_vectors
+from framework.build.blocks.transformer import PositionEmbedding, TransformerEncoder
+
+__all__ = ["GRUDecoder", "PositionEmbedding", "PretrainedEmbedding", "TransformerEncoder", "read_word_vectors"]

@@ -14,17 +14,9 @@ import sys
 from pathlib import Path
 
 from framework.errors import FrameworkError, SpecError
+from framework.registry import LIST_WORDS
 
-LIST_KINDS = {
-    "layers": "layer",
-    "augmentations": "augmentation",
-    "datasets": "data_source",
-    "losses": "loss",
-    "metrics": "metric",
-    "callbacks": "callback",
-    "optimizers": "optimizer",
-    "schedules": "lr_schedule",
-}
+LIST_KINDS = {word: kind for kind, word in LIST_WORDS.items()}
 
 
 def _add_spec_args(parser: argparse.ArgumentParser) -> None:

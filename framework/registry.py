@@ -44,6 +44,19 @@ class Entry:
     source: str
 
 
+# Each kind as `python -m framework list WORD` names it.
+LIST_WORDS = {
+    "layer": "layers",
+    "augmentation": "augmentations",
+    "data_source": "datasets",
+    "loss": "losses",
+    "metric": "metrics",
+    "callback": "callbacks",
+    "optimizer": "optimizers",
+    "lr_schedule": "schedules",
+}
+
+
 class NameClash(SpecError):
     pass
 
@@ -131,7 +144,7 @@ class Registry:
             names = list(self._entries[kind]) + list(self._aliases[kind])
             raise SpecError(
                 f"unknown {kind.replace('_', ' ')} '{name}'{did_you_mean(name, names)}; "
-                f"`python -m framework list {kind}` shows them all",
+                f"`python -m framework list {LIST_WORDS.get(kind, kind)}` shows them all",
                 path=path,
             )
         return entry.obj

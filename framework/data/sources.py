@@ -161,8 +161,9 @@ class CsvSource(DataSource):
 
     def _column(self, frame, name: str, key: str):
         if name not in frame.columns:
+            role = {"data.label": "label ", "data.text": "text ", "data.features": "feature "}.get(key, "")
             raise DataError(
-                f"column '{name}' is not in {self.arg}{did_you_mean(name, frame.columns)}; columns: {list(frame.columns)}",
+                f"{role}column '{name}' is not in {self.arg}{did_you_mean(name, frame.columns)}; columns: {list(frame.columns)}",
                 path=key,
             )
         return frame[name]

@@ -64,6 +64,12 @@ def _check_pair(x, y, what: str, text: bool = False) -> None:
         raise DataError(f"the {what}inputs are {x.dtype}, not numbers{hint}", path="data.source")
 
 
+def _targets(table, targets: dict[str, str]):
+    """A dict of arrays for several outputs; one output's targets are a plain array, as Keras expects."""
+    derived = derive_targets(table, targets)
+    return next(iter(derived.values())) if len(derived) == 1 else derived
+
+
 def _is_class_labels(y) -> bool:
     return isinstance(y, np.ndarray) and y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
 
@@ -127,10 +133,10 @@ def load_splits(data_spec, seed: int) -> Splits:
     if data_spec.window is not None:
         return _window_splits(raw, data_spec)
     textual = data_spec.text is not None or data_spec.sequence is not None
-    y = raw.y if data_spec.targets is None else derive_targets(raw.label_table(), data_spec.targets)
+    y = raw.y if data_spec.targets is None else _targets(raw.label_table(), data_spec.targets)
     _check_pair(raw.x, y, "training" if raw.x_test is not None else "", textual)
     if raw.x_test is not None:
-        y_test = raw.y_test if data_spec.targets is None else derive_targets(raw.label_table(test=True), data_spec.targets)
+        y_test = raw.y_test if data_spec.targets is None else _targets(raw.label_table(test=True), data_spec.targets)
         _check_pair(raw.x_test, y_test, "test", textual)
         x_train, y_train, x_test = raw.x, y, raw.x_test
     else:

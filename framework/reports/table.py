@@ -23,7 +23,7 @@ ARCHITECTURE = "model.architecture"
 
 # Metric columns shown first, in this order, when present.
 LEAD_COLUMNS = ["run", "name", "status", "seed"]
-TRAILING_COLUMNS = ["params", "epochs", "best_epoch", "train_seconds", "examples_per_second", "jit_compile", "augmentation", "epsilon"]
+TRAILING_COLUMNS = ["params", "teacher_params", "epochs", "best_epoch", "train_seconds", "examples_per_second", "jit_compile", "augmentation", "epsilon"]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -90,7 +90,10 @@ def load(*paths: str | Path):
 
 
 def metric_columns(columns: Iterable[str]) -> list[str]:
-    return [c for c in columns if c.startswith(("test_", "val_", "best_")) and c not in ("best_epoch", "best_trial")]
+    return [
+        c for c in columns
+        if c.startswith(("test_", "val_", "best_", "teacher_test_")) and c not in ("best_epoch", "best_trial")
+    ]
 
 
 def _ordered_columns(columns) -> list[str]:

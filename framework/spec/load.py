@@ -159,7 +159,8 @@ def errors_from_validation(exc: ValidationError, file: str) -> SpecError:
         loc = _clean_loc(err["loc"])
         if err["type"] == "unknown_key":
             loc.append(err["ctx"]["key"])
-        path = format_path(loc) or "<top level>"
+        # whole-spec checks name the key they are about in their context
+        path = format_path(loc) or (err.get("ctx") or {}).get("path") or "<top level>"
         message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if err["type"] == "missing":
             message = "missing required key"

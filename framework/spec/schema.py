@@ -251,6 +251,28 @@ class InputSpec(StrictModel):
         return tuple(None if d == -1 else d for d in self.shape)
 
 
+LATEST = "latest:"
+RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+def _run_reference(value: str | None, info: ValidationInfo) -> str | None:
+    """A finished run: 'latest:NAME' (looked up when training starts) or a run folder, made absolute."""
+    import re
+
+    from framework.data.sources import usable_path
+
+    if not value:
+        return None  # "" switches it off, e.g. with --set
+    if value.startswith(LATEST):
+        if not re.match(RUN_NAME_PATTERN, value[len(LATEST):]):
+            raise ValueError(f"'{value}': after 'latest:' comes a run name (letters, digits, '.', '_', '-')")
+        return value
+    folder = usable_path(value, Path((info.context or {}).get("base_dir") or Path.cwd()))
+    if not (folder / "model.keras").is_file():
+        raise ValueError(f"{folder} is not a finished run folder (it has no model.keras)")
+    return str(folder)
+
+
 class ModelSpec(StrictModel):
     layers: list[LayerSpec] = Field(
         min_length=1,
@@ -267,7 +289,21 @@ class ModelSpec(StrictModel):
         None, description="Graph form: names of the layers that are model outputs (default: the last layer)."
     )
 
+    init_from: str | None = Field(
+        None,
+        description=(
+            "Pre-training -> fine-tuning: start from a finished run's weights, copied layer by layer where the names "
+            "and shapes match (name the layers to share). A run folder (relative to the spec file) or 'latest:NAME', "
+            "the newest completed run of that name in the reports folder."
+        ),
+        examples=["latest:digits_pretrain", "../reports/digits_pretrain-20261128-101500-ab12cd"],
+    )
+    freeze: list[str] = Field(
+        default_factory=list, description="Names of layers whose weights stay fixed during training (e.g. a pretrained trunk)."
+    )
+
     _input_shape = field_validator("input_shape")(_positive_dims)
+    _init_from = field_validator("init_from")(lambda value, info: _run_reference(value, info))
 
     @model_validator(mode="after")
     def _graph_names(self) -> "ModelSpec":
@@ -454,6 +490,24 @@ class PrivacySpec(StrictModel):
 BATCH_MIXING_LAYERS = {"BatchNormalization": "GroupNormalization or LayerNormalization"}
 
 
+class DistillSpec(StrictModel):
+    """Knowledge distillation: the model (the student) learns from the labels and from a trained teacher's outputs."""
+
+    teacher: str = Field(
+        description="The teacher: a finished run folder (relative to the spec file) or 'latest:NAME'.",
+        examples=["latest:quickstart"],
+    )
+    temperature: float = Field(
+        4.0, gt=0, le=100, description="Softens both models' class probabilities before they are compared (T)."
+    )
+    alpha: float = Field(
+        0.1, ge=0, le=1,
+        description="Weight of the loss on the true labels; 1 - alpha weighs T^2 x KL(teacher || student) at temperature T.",
+    )
+
+    _teacher = field_validator("teacher")(lambda value, info: _run_reference(value, info))
+
+
 class TuneSpec(StrictModel):
     tuner: Literal["random", "bayesian", "hyperband", "grid"] = Field("random", description="keras-tuner's search algorithm.")
     objective: str = Field("val_loss", description="The logged quantity to optimize, e.g. val_accuracy or val_loss.")
@@ -480,7 +534,7 @@ class Spec(StrictModel):
     """An experiment: data, model and training, plus optional sections."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        pattern=RUN_NAME_PATTERN,
         description="Run name; the run folder is reports/<name>-<timestamp>-<id>. Letters, digits, '.', '_', '-'.",
     )
     description: str = Field("", description="Free text, shown in reports.")
@@ -496,6 +550,7 @@ class Spec(StrictModel):
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec, description="Penalties, dropout, clipping, early stopping.")
     tune: TuneSpec | None = Field(None, description="How `tune` searches the spec's search spaces.")
     privacy: PrivacySpec | None = Field(None, description="DP-SGD differential privacy; (epsilon, delta) in the report.")
+    distill: DistillSpec | None = Field(None, description="Knowledge distillation from a trained teacher run.")
 
     def _check_private(self) -> None:
         for i, layer in enumerate(self.model.layers):
@@ -514,6 +569,38 @@ class Spec(StrictModel):
                 )
         if self.model.outputs and len(self.model.outputs) > 1:
             raise PydanticCustomError("privacy_outputs", "DP-SGD here supports single-output models")
+
+    def _check_data_kinds(self) -> None:
+        data = self.data
+        textual = "data.text" if data.text is not None else "data.sequence" if data.sequence is not None else None
+        if textual and self.augmentation.steps:
+            raise PydanticCustomError(
+                "augment_text", "augmentation steps transform numbers and images; {kind} gives the model strings, "
+                "so remove [augmentation] or its steps", {"kind": textual, "path": "augmentation.steps"},
+            )
+        if textual and self.privacy is not None:
+            reason = (
+                "TextVectorization cannot run inside DP-SGD's per-example gradient loop"
+                if data.text is not None else "DP-SGD here supports single-input models"
+            )
+            raise PydanticCustomError(
+                "privacy_text", "[privacy] with {kind}: {reason}", {"kind": textual, "reason": reason, "path": "privacy"}
+            )
+        if data.sequence is not None:
+            declared = [i.name for i in self.model.inputs or []]
+            missing = [n for n in (data.sequence.source_input, data.sequence.decoder_input) if n not in declared]
+            if missing:
+                raise PydanticCustomError(
+                    "sequence_inputs", "data.sequence feeds the model inputs {missing}, which model.inputs does not "
+                    "declare (declared: {declared})", {"missing": missing, "declared": declared, "path": "model.inputs"},
+                )
+        if data.targets is not None and len(data.targets) > 1:
+            outputs = self.model.outputs or []
+            if sorted(data.targets) != sorted(outputs):
+                raise PydanticCustomError(
+                    "targets_outputs", "data.targets names {targets}, but model.outputs is {outputs}; "
+                    "each output needs its target", {"targets": sorted(data.targets), "outputs": outputs, "path": "data.targets"},
+                )
 
     @field_validator("plugins")
     @classmethod
@@ -543,6 +630,16 @@ class Spec(StrictModel):
             self.privacy = None
         if self.privacy is not None:
             self._check_private()
+        self._check_data_kinds()
+        if self.distill is not None:
+            if self.privacy is not None:
+                raise PydanticCustomError(
+                    "distill_privacy", "[distill] with [privacy]: the teacher learned from the same data without noise, "
+                    "so the student's epsilon would not bound what it reveals; distil without DP, or train the teacher with DP",
+                    {"path": "distill"},
+                )
+            if self.model.outputs and len(self.model.outputs) > 1:
+                raise PydanticCustomError("distill_outputs", "[distill] needs a single-output (classifier) model", {"path": "distill"})
         monitors = [m.monitor for m in (reg.early_stopping, reg.reduce_lr_on_plateau) if m is not None]
         if self.data.validation_split == 0 and any(m.startswith("val_") for m in monitors):
             raise PydanticCustomError(

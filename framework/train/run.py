@@ -16,10 +16,11 @@ from framework.errors import FrameworkError
 from framework.reports import run_folder as rf
 from framework.reports.run_folder import RunFolder
 from framework.spec.load import LoadedSpec
-from framework.spec.schema import Spec
+from framework.spec.schema import LATEST, Spec
 from framework.train.callbacks import early_stopping_report, spec_callbacks
 from framework.train.compile import compile_model, needs_one_hot
 from framework.train.environment import describe_environment
+from framework.train.transfer import initialise_and_freeze, resolve_run_references
 
 
 class RunInterrupted(FrameworkError):
@@ -82,7 +83,7 @@ class Built:
     augmentation: AugmentationPlan
     one_hot: bool
     privacy: Any = None  # a PrivacyPlan when the spec has [privacy] and the data is known
-    adapted: dict = None  # what adapting to the training data found (vocabulary size, ...), for metrics.json
+    facts: dict = None  # what building found (vocabulary size, layers loaded, the teacher's scores), for metrics.json
 
 
 def build_and_compile(
@@ -101,7 +102,13 @@ def build_and_compile(
     )
     plan = plan_augmentation(spec, shape)
     model = build_model(spec, example_shape, input_layers=plan.model_layers())
-    adapted = adapt_to_data(model, train_inputs) if train_inputs is not None else {}
+    facts = adapt_to_data(model, train_inputs) if train_inputs is not None else {}
+    facts.update(initialise_and_freeze(model, spec))
+    if spec.distill is not None and not spec.distill.teacher.startswith(LATEST):  # `check` leaves latest: unresolved
+        from framework.train.distill import distillation_model, teacher_facts
+
+        model, teacher = distillation_model(model, spec)
+        facts.update(teacher_facts(spec, teacher))
     one_hot = needs_one_hot(spec, mixing=bool(plan.mixers))
     privacy = None
     if spec.privacy is not None:
@@ -122,7 +129,7 @@ def build_and_compile(
             expected_batch_size=spec.train.batch_size, loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
             seed=spec.seed, allow_ghost=spec.privacy.clipping == "auto",
         )
-    return Built(model, plan, one_hot, privacy, adapted)
+    return Built(model, plan, one_hot, privacy, facts)
 
 
 @dataclass
@@ -219,6 +226,7 @@ BACKUP = "backup"  # keras.callbacks.BackupAndRestore's folder: weights, optimiz
 
 def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> RunResult:
     """A new run: prepare (every user error surfaces here), then create the folder and train."""
+    loaded.spec = resolve_run_references(loaded.spec, reports_dir)
     prepared = prepare(loaded)
     spec, model = prepared.spec, prepared.model
     folder = RunFolder.create(Path(reports_dir), spec.name)
@@ -239,7 +247,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         "params": int(model.count_params()),
         "train_examples": prepared.splits.train_size,
         "augmentation": prepared.built.augmentation.placement,
-        **(prepared.built.adapted or {}),
+        **(prepared.built.facts or {}),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
     return _train(folder, prepared, initial_epoch=0)
@@ -349,9 +357,10 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
         sources, targets = prepared.splits.test_texts
         test["test_exact_match"] = exact_match(greedy_decode(model, prepared.splits.sequence, sources), targets)
     if privacy is not None:
-        # the saved model is for inference: a plain functional model without the DP training step
-        keras.Model(model.inputs, model.outputs, name=model.name).save(folder.file(rf.MODEL))
         test.update(privacy.report(timing["epochs"] * privacy.steps_per_epoch), dp_clipping=model.clipping)
+    if spec.privacy is not None or spec.distill is not None:
+        # the saved model is for inference: a plain functional model without the DP or distillation training step
+        keras.Model(model.inputs, model.outputs, name=model.name).save(folder.file(rf.MODEL))
     else:
         model.save(folder.file(rf.MODEL))
     metrics = folder.update_metrics(

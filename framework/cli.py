@@ -72,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="membership-inference audit of a run: AUC and max(TPR - FPR), into metrics.json")
     audit.add_argument("run", metavar="RUN_FOLDER")
 
+    predict = sub.add_parser("predict", help="apply a run's model to new inputs (CSV, NPZ, image folder, text file)")
+    predict.add_argument("run_folder", help="a finished run folder")
+    predict.add_argument("input", help="a .csv, .npz or .txt file (one text per line), or a folder of images")
+    predict.add_argument("--output", help="write .csv or .json here (default: CSV on stdout)")
+    explain = sub.add_parser("explain", help="attributions for a run's test examples, with a deletion check")
+    explain.add_argument("run_folder", help="a finished run folder")
+    explain.add_argument("--samples", type=int, default=8, help="test examples to explain (default 8)")
+    export = sub.add_parser("export", help="write a serving artifact of a run's model, reload it and compare")
+    export.add_argument("run_folder", help="a finished run folder")
+    export.add_argument("--format", choices=["savedmodel", "tflite", "keras"], default="savedmodel")
+    export.add_argument("--output", help="where to write it (default: RUN_FOLDER/export/)")
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec format (or its Markdown reference)")
     schema.add_argument("--format", choices=["json", "markdown"], default="json")
 
@@ -286,6 +297,45 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from framework.use.predict import predict_table, write_table
+    from framework.use.trained import TrainedRun
+
+    run = TrainedRun.open(args.run_folder)
+    text = write_table(predict_table(run, args.input), args.output)
+    if text is not None:
+        print(text, end="")
+    else:
+        print(f"predictions: {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from framework.use.explain import explain_run
+    from framework.use.trained import TrainedRun
+
+    if args.samples < 1:
+        raise FrameworkError("must be at least 1", path="--samples")
+    summary = explain_run(TrainedRun.open(args.run_folder), args.samples)
+    check = summary["deletion_check"]
+    print(f"{summary['kind']}: {summary['method']}, {args.samples} test examples")
+    for name in summary["files"]:
+        print(f"  {Path(args.run_folder) / name}")
+    print(f"deletion check: deleting the top {check['deleted_fraction']:.0%} drops the predicted class's probability by "
+          f"{check['drop_top']:.3f}, random deletion by {check['drop_random']:.3f} -> {'passes' if check['passes'] else 'FAILS'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from framework.use.export import export_run
+    from framework.use.trained import TrainedRun
+
+    path, difference = export_run(TrainedRun.open(args.run_folder), args.format, args.output)
+    print(f"{args.format}: {path}")
+    print(f"reloaded and compared on test examples: max |difference| = {difference:.2e}")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -295,6 +345,9 @@ COMMANDS = {
     "audit": cmd_audit,
     "schema": cmd_schema,
     "list": cmd_list,
+    "predict": cmd_predict,
+    "explain": cmd_explain,
+    "export": cmd_export,
 }
 
 
@@ -303,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("run", "check", "tune", "audit") and not getattr(args, "schema_only", False):
+        if args.command in ("run", "check", "tune", "audit", "predict", "explain", "export") and not getattr(args, "schema_only", False):
             from framework.quiet import import_tensorflow
 
             import_tensorflow()

@@ -169,7 +169,7 @@ def load_splits(data_spec, seed: int) -> Splits:
         apply_scaling(x_test, stats),
         y_test,
         class_names=raw.class_names,
-        preprocessing=_json_ready(stats),
+        preprocessing={**_json_ready(stats), **({"features": raw.info["features"]} if "features" in raw.info else {})},
     )
 
 

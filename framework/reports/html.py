@@ -54,12 +54,39 @@ def write_run_page(folder: Path) -> Path:
     for name, alt in ((plots.CURVES, "learning curves"), (plots.CONFUSION, "confusion matrix")):
         if (folder / name).exists():
             parts.append(f"<h2>{alt.capitalize()}</h2>{_img(name, alt)}")
+    parts.extend(_explanations(folder))
     for name, heading in ((rf.RESOLVED, "Resolved spec"), (rf.SUMMARY, "Model"), (rf.ENVIRONMENT, "Environment")):
         if (folder / name).exists():
             parts.append(f"<h2>{heading}</h2><pre>{html.escape((folder / name).read_text())}</pre>")
     page = folder / RUN_PAGE
     rf.write_atomic(page, _page(f"Run {folder.name}", "\n".join(parts)))
     return page
+
+
+def _explanations(folder: Path) -> list[str]:
+    """The section `explain` adds: its deletion check, maps, token highlights and feature tables."""
+    summary_file = folder / "explain" / "explain.json"
+    if not summary_file.exists():
+        return []
+    import pandas as pd
+
+    summary = rf.read_json(summary_file)
+    parts = [f"<h2>Explanations</h2><p>{html.escape(summary.get('method', ''))}, {summary.get('samples')} test examples.</p>"]
+    if "deletion_check" in summary:
+        parts.append("<p>Deletion check (probability drop of the predicted class):</p>" + _table(pd.DataFrame([summary["deletion_check"]])))
+    for name in summary.get("files", []):
+        path = folder / name
+        if not path.exists():
+            continue
+        if name.endswith(".png"):
+            parts.append(_img(name, Path(name).stem.replace("_", " ")))
+        elif name.endswith(".html"):
+            parts.append(path.read_text(encoding="utf-8"))  # written by explain, tokens escaped there
+        elif name.endswith(".csv"):
+            parts.append(f'<p><a href="{html.escape(name)}">{html.escape(Path(name).name)}</a></p>')
+            if name.endswith("feature_importance.csv"):
+                parts.append(_table(pd.read_csv(path).head(15)))
+    return parts
 
 
 def write_runs_page(view, frame, path: Path, grouped=None) -> Path:

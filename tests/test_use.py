@@ -1,0 +1,192 @@
+"""Using a finished run: predict, explain, export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SPECS, tiny_spec
+
+
+def _train(spec_path, reports, *overrides):
+    from framework.spec import load_spec
+    from framework.train.run import run_experiment
+
+    return run_experiment(load_spec(spec_path, ["train.verbose=0", *overrides]), reports).folder.path
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("image")
+    return _train(shutil.copy(SPECS / "quickstart.toml", tmp), tmp / "r", "train.epochs=8")
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("text")
+    shutil.copytree(SPECS / "data", tmp / "data")
+    return _train(shutil.copy(SPECS / "movie_transformer.toml", tmp), tmp / "r", "train.epochs=4",
+                  "regularization.early_stopping.patience=4")
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tabular")
+    return _train(shutil.copy(SPECS / "quickstart.json", tmp), tmp / "r", "train.epochs=5")
+
+
+def _model_and_tests(folder, count=20):
+    from framework.use.trained import TrainedRun, test_examples
+
+    run = TrainedRun.open(folder)
+    x, y = test_examples(run, count)
+    return run, x, y
+
+
+# --- predict ---------------------------------------------------------------------------------
+
+
+def test_predict_csv_and_npz_apply_the_runs_scaling(cli, image_run, tmp_path):
+    from sklearn.datasets import load_digits
+
+    run, _, _ = _model_and_tests(image_run)
+    raw = load_digits().data[:12]  # raw pixel values 0..16, as the source gives them
+    pd.DataFrame(raw, columns=[f"p{i}" for i in range(64)]).to_csv(tmp_path / "new.csv", index=False)
+    np.savez(tmp_path / "new.npz", x=raw)
+    expected = run.model.predict((raw * 0.0625).reshape(-1, 8, 8, 1).astype("float32"), verbose=0)
+    code, out, err = cli("predict", image_run, tmp_path / "new.csv", "--output", tmp_path / "p.csv")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_allclose(table[[f"p_{i}" for i in range(10)]].to_numpy(), expected, atol=1e-5)
+    assert list(table["prediction"]) == list(expected.argmax(axis=1))
+    code, out, err = cli("predict", image_run, tmp_path / "new.npz", "--output", tmp_path / "p.json")
+    assert code == 0, err
+    records = json.loads((tmp_path / "p.json").read_text())
+    np.testing.assert_allclose([r["p_3"] for r in records], expected[:, 3], atol=1e-5)
+
+
+def test_predict_a_folder_of_images(cli, tmp_path, digits_npz, write_spec):
+    from PIL import Image
+
+    from framework.use.trained import TrainedRun
+
+    with np.load(digits_npz) as data:
+        arrays = {k: (data[k] * 15).astype("uint8") if k.startswith("x") else data[k] for k in data.files}
+    np.savez(tmp_path / "pixels.npz", **arrays)
+    spec = write_spec(tiny_spec(
+        data={"source": "npz:pixels.npz", "scale": 1 / 255, "reshape": [8, 8, 1]},
+        model={"layers": [{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "Flatten"},
+                          {"type": "Dense", "units": 10, "activation": "softmax"}]},
+    ))
+    folder = _train(spec, tmp_path / "r")
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(5):
+        Image.fromarray(arrays["x_test"][i].reshape(8, 8)).save(images / f"digit{i}.png")
+    code, out, err = cli("predict", folder, images)
+    assert code == 0, err
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert list(table["input"]) == [f"digit{i}.png" for i in range(5)]
+    model = TrainedRun.open(folder).model
+    expected = model.predict(arrays["x_test"][:5].reshape(-1, 8, 8, 1).astype("float32") / 255, verbose=0)
+    np.testing.assert_allclose(table[[f"p_{i}" for i in range(10)]].to_numpy(), expected, atol=1e-5)
+
+
+def test_predict_text_from_a_text_file_and_a_csv(cli, text_run, tmp_path):
+    run, _, _ = _model_and_tests(text_run)
+    sentences = ["a moving, beautifully acted film", "tedious and far too long"]
+    (tmp_path / "new.txt").write_text("\n".join(sentences) + "\n")
+    pd.DataFrame({"text": sentences}).to_csv(tmp_path / "new.csv", index=False)
+    expected = run.model.predict(np.array(sentences, dtype=object), verbose=0)
+    for name in ("new.txt", "new.csv"):
+        code, out, err = cli("predict", text_run, tmp_path / name)
+        assert code == 0, err
+        table = pd.read_csv(__import__("io").StringIO(out))
+        np.testing.assert_allclose(table[["p_0", "p_1"]].to_numpy(), expected, atol=1e-5)
+    pd.DataFrame({"txt": sentences}).to_csv(tmp_path / "wrong.csv", index=False)
+    code, _, err = cli("predict", text_run, tmp_path / "wrong.csv")
+    assert code == 2 and "column 'text'" in err and "did you mean 'txt'" in err and "Traceback" not in err
+
+
+def test_predict_refuses_inputs_that_do_not_fit(cli, image_run, tmp_path):
+    pd.DataFrame(np.ones((3, 10)), columns=[f"c{i}" for i in range(10)]).to_csv(tmp_path / "narrow.csv", index=False)
+    code, _, err = cli("predict", image_run, tmp_path / "narrow.csv")
+    assert code == 2 and "(10,)" in err and "(8, 8, 1)" in err
+    (tmp_path / "notes.txt").write_text("hello\n")
+    code, _, err = cli("predict", image_run, tmp_path / "notes.txt")
+    assert code == 2 and "image data" in err
+    code, _, err = cli("predict", image_run, tmp_path / "missing.csv")
+    assert code == 2 and "not found" in err
+    code, _, err = cli("predict", tmp_path, tmp_path / "narrow.csv")
+    assert code == 2 and "not a finished run folder" in err
+
+
+# --- explain ---------------------------------------------------------------------------------
+
+
+def test_explain_image_run_writes_maps_that_pass_the_deletion_check(cli, image_run):
+    code, out, err = cli("explain", image_run, "--samples", "8")
+    assert code == 0, err
+    summary = json.loads((image_run / "explain" / "explain.json").read_text())
+    assert summary["deletion_check"]["passes"], summary
+    for name in ("saliency.png", "integrated_gradients.png"):
+        assert (image_run / "explain" / name).stat().st_size > 1000
+    page = (image_run / "report.html").read_text()
+    assert "Explanations" in page and "explain/saliency.png" in page
+
+
+def test_integrated_gradients_sum_to_the_score_difference(image_run):
+    """IG's completeness: attributions add up to f(x) - f(baseline)."""
+    from framework.use.explain import _score, integrated_gradients, predicted_classes
+
+    run, x, _ = _model_and_tests(image_run, 4)
+    classes, _ = predicted_classes(run.model, x)
+    baseline = np.zeros_like(x)
+    ig = integrated_gradients(run.model, x, baseline, classes, steps=64)
+    expected = _score(run.model, x, classes) - _score(run.model, baseline, classes)
+    np.testing.assert_allclose(ig.reshape(len(x), -1).sum(axis=1), expected, atol=0.03)
+
+
+def test_explain_text_run_highlights_tokens(cli, text_run):
+    code, out, err = cli("explain", text_run, "--samples", "24")
+    assert code == 0, err
+    summary = json.loads((text_run / "explain" / "explain.json").read_text())
+    assert summary["kind"] == "text" and summary["deletion_check"]["passes"], summary
+    snippet = (text_run / "explain" / "tokens.html").read_text()
+    assert snippet.count("<span") > 50
+    assert "token-attributions" in (text_run / "report.html").read_text()
+
+
+def test_explain_tabular_run_writes_a_feature_table(cli, tabular_run):
+    code, out, err = cli("explain", tabular_run)
+    assert code == 0, err
+    summary = json.loads((tabular_run / "explain" / "explain.json").read_text())
+    assert summary["kind"] == "tabular" and summary["deletion_check"]["passes"], summary
+    importance = pd.read_csv(tabular_run / "explain" / "feature_importance.csv")
+    assert len(importance) == 64
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["keras", "savedmodel", "tflite"])
+def test_export_reloads_and_agrees(cli, image_run, fmt):
+    code, out, err = cli("export", image_run, "--format", fmt)
+    assert code == 0, err
+    difference = float(out.split("max |difference| = ")[1].split()[0])
+    assert difference < 1e-4
+
+
+def test_export_text_run_as_savedmodel_serves_raw_strings(cli, text_run):
+    import tensorflow as tf
+
+    code, out, err = cli("export", text_run, "--format", "savedmodel")
+    assert code == 0, err
+    assert float(out.split("max |difference| = ")[1].split()[0]) < 1e-4
+    loaded = tf.saved_model.load(str(text_run / "export" / "savedmodel"))
+    served = loaded.serve(tf.constant(["a fine film"]))
+    assert served.shape == (1, 2)

@@ -161,13 +161,23 @@ def test_explain_text_run_highlights_tokens(cli, text_run):
     assert "token-attributions" in (text_run / "report.html").read_text()
 
 
-def test_explain_tabular_run_writes_a_feature_table(cli, tabular_run):
+def test_explain_tabular_run_writes_a_feature_table(cli, tabular_run, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "shap", None)  # as without the 'explain' extra
     code, out, err = cli("explain", tabular_run)
     assert code == 0, err
     summary = json.loads((tabular_run / "explain" / "explain.json").read_text())
-    assert summary["kind"] == "tabular" and summary["deletion_check"]["passes"], summary
+    assert summary["kind"] == "tabular" and summary["method"].startswith("integrated gradients")
+    assert summary["deletion_check"]["passes"], summary
     importance = pd.read_csv(tabular_run / "explain" / "feature_importance.csv")
     assert len(importance) == 64
+
+
+def test_explain_tabular_with_shap(cli, tabular_run):
+    pytest.importorskip("shap")
+    code, out, err = cli("explain", tabular_run, "--samples", "3")
+    assert code == 0, err
+    summary = json.loads((tabular_run / "explain" / "explain.json").read_text())
+    assert summary["method"].startswith("SHAP") and summary["deletion_check"]["passes"], summary
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -190,3 +200,20 @@ def test_export_text_run_as_savedmodel_serves_raw_strings(cli, text_run):
     loaded = tf.saved_model.load(str(text_run / "export" / "savedmodel"))
     served = loaded.serve(tf.constant(["a fine film"]))
     assert served.shape == (1, 2)
+
+
+def test_a_new_process_reloads_the_frameworks_own_layers(text_run, tmp_path):
+    """The saved text model uses PositionEmbedding and TransformerEncoder; a fresh process must know them."""
+    import subprocess
+    import sys
+
+    (tmp_path / "one.txt").write_text("a fine film\n")
+    result = subprocess.run([sys.executable, "-m", "framework", "predict", str(text_run), str(tmp_path / "one.txt")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("input,prediction,p_0,p_1")
+
+
+def test_tflite_refuses_string_inputs_with_a_reason(cli, text_run):
+    code, _, err = cli("export", text_run, "--format", "tflite")
+    assert code == 2 and "string ops" in err and "savedmodel" in err

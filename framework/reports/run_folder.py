@@ -119,6 +119,8 @@ def load_run_model(folder: str | Path):
 
     from framework.plugins import load_plugin_file
 
+    import framework.build.blocks  # noqa: F401  the framework's own layers, for deserialization
+
     folder = RunFolder(Path(folder))
     if not folder.file(MODEL).exists():
         raise RunError(f"no {MODEL} here; is this a completed run folder?", path=str(folder.path))

@@ -23,6 +23,11 @@ def export_run(run: TrainedRun, fmt: str, output: str | Path | None = None) -> t
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
     model = run.model
+    if fmt == "tflite" and any(getattr(t, "dtype", None) == "string" for t in model.inputs):
+        raise RunError(
+            "TFLite has no built-in string ops, so it cannot run this model's TextVectorization (it would need the "
+            "Flex delegate); export as savedmodel or keras instead", path="--format",
+        )
     try:
         if fmt == "keras":
             model.save(target)
@@ -36,7 +41,12 @@ def export_run(run: TrainedRun, fmt: str, output: str | Path | None = None) -> t
         raise RunError(f"cannot export as {fmt}: {str(exc).strip().splitlines()[0][:300]}", path=str(run.folder)) from None
     x, _ = test_examples(run, 16)
     expected = np.asarray(model.predict(x, verbose=0))
-    got = np.asarray(reload_and_predict(target, fmt, x))
+    try:
+        got = np.asarray(reload_and_predict(target, fmt, x))
+    except FrameworkError:
+        raise
+    except Exception as exc:
+        raise RunError(f"wrote {target}, but reloading it failed: {str(exc).strip().splitlines()[0][:300]}", path=str(target)) from None
     return target, float(np.max(np.abs(expected - got)))
 
 

@@ -21,8 +21,9 @@ def predict_table(run: TrainedRun, input_path: str | Path):
         from framework.data.sequences import greedy_decode
 
         return pd.DataFrame({"input": labels, "prediction": greedy_decode(run.model, run.encoding(), list(x))})
+    model = run.model
     try:
-        predictions = run.model.predict(x, batch_size=256, verbose=0)
+        predictions = model.predict(x, batch_size=256, verbose=0)
     except Exception as exc:  # a mismatch the checks above did not catch
         raise DataError(f"the model cannot read these inputs: {str(exc).strip().splitlines()[0][:300]}", path="INPUT") from None
     if isinstance(predictions, dict):

@@ -209,9 +209,13 @@ def cmd_run(args) -> int:
         loaded = first if seed is None else load_spec(args.spec, [*args.overrides, f"seed={seed}"])
         with _in_spec_file(loaded.file):
             result = run_experiment(loaded, args.reports)
+        if result.folder is None:
+            print("\nmulti_worker: this worker trained its share; the chief worker writes the run folder")
+            continue
         folders.append(result.folder.path)
         print(f"\nrun folder: {result.folder.path}")
-    print(render(default_view(load(*folders)), "table"), end="")
+    if folders:
+        print(render(default_view(load(*folders)), "table"), end="")
     return 0
 
 

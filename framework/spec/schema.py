@@ -508,6 +508,29 @@ class DistillSpec(StrictModel):
     _teacher = field_validator("teacher")(lambda value, info: _run_reference(value, info))
 
 
+class DistributeSpec(StrictModel):
+    """Training on several devices or machines with tf.distribute. ``train.batch_size`` stays the global batch
+    (all replicas together); each replica takes batch_size / replicas examples per step."""
+
+    strategy: Literal["mirrored", "multi_worker", "tpu"] = Field(
+        description=(
+            "'mirrored': tf.distribute.MirroredStrategy over this machine's devices; 'multi_worker': "
+            "MultiWorkerMirroredStrategy, the cluster from the TF_CONFIG environment variable; 'tpu': TPUStrategy."
+        )
+    )
+    devices: list[str] | None = Field(
+        None, description="mirrored: the devices, e.g. ['/gpu:0', '/gpu:1'] (default: every GPU, else the CPU)."
+    )
+    cpu_devices: int | None = Field(
+        None, ge=2, le=64,
+        description="Split the host CPU into this many logical devices and mirror over them (to try mirrored without GPUs).",
+    )
+    tpu: str = Field("", description="tpu: the TPU's name or grpc:// address ('' = the local or default TPU).")
+    communication: Literal["auto", "ring", "nccl"] = Field(
+        "auto", description="multi_worker: the collective implementation ('nccl' needs GPUs)."
+    )
+
+
 class TuneSpec(StrictModel):
     tuner: Literal["random", "bayesian", "hyperband", "grid"] = Field("random", description="keras-tuner's search algorithm.")
     objective: str = Field("val_loss", description="The logged quantity to optimize, e.g. val_accuracy or val_loss.")
@@ -551,6 +574,7 @@ class Spec(StrictModel):
     tune: TuneSpec | None = Field(None, description="How `tune` searches the spec's search spaces.")
     privacy: PrivacySpec | None = Field(None, description="DP-SGD differential privacy; (epsilon, delta) in the report.")
     distill: DistillSpec | None = Field(None, description="Knowledge distillation from a trained teacher run.")
+    distribute: DistributeSpec | None = Field(None, description="Distributed training with tf.distribute.")
 
     def _check_private(self) -> None:
         for i, layer in enumerate(self.model.layers):
@@ -631,6 +655,18 @@ class Spec(StrictModel):
         if self.privacy is not None:
             self._check_private()
         self._check_data_kinds()
+        if self.distribute is not None:
+            if self.privacy is not None:
+                raise PydanticCustomError(
+                    "distribute_privacy", "[distribute] with [privacy]: the DP-SGD step clips and adds noise within one "
+                    "replica's batch, so replicas would each add noise and the accounting would not hold; train DP on "
+                    "one device", {"path": "distribute"},
+                )
+            if self.distill is not None:
+                raise PydanticCustomError(
+                    "distribute_distill", "[distribute] with [distill]: the teacher model is not replicated; distil on "
+                    "one device", {"path": "distribute"},
+                )
         if self.distill is not None:
             if self.privacy is not None:
                 raise PydanticCustomError(

@@ -17,6 +17,7 @@ from framework.reports import run_folder as rf
 from framework.reports.run_folder import RunFolder
 from framework.spec.load import LoadedSpec
 from framework.spec.schema import LATEST, Spec
+from framework.train import distribute
 from framework.train.callbacks import early_stopping_report, spec_callbacks
 from framework.train.compile import compile_model, needs_one_hot
 from framework.train.environment import describe_environment
@@ -39,7 +40,7 @@ class RunFailed(FrameworkError):
 
 @dataclass
 class RunResult:
-    folder: RunFolder
+    folder: RunFolder | None  # None on a multi_worker helper: the chief writes the run folder
     metrics: dict[str, Any]
 
 
@@ -111,6 +112,8 @@ def build_and_compile(
         facts.update(teacher_facts(spec, teacher))
     one_hot = needs_one_hot(spec, mixing=bool(plan.mixers))
     privacy = None
+    if spec.distribute is not None and spec.distribute.strategy == "multi_worker":
+        model = distribute.multi_worker_model(model)
     if spec.privacy is not None:
         from framework.privacy.step import DPSGDModel
 
@@ -145,6 +148,7 @@ class Prepared:
     steps_per_epoch: int
     pipeline_callbacks: list
     spec_callbacks: list  # regularization's and train.callbacks, made before any file is written
+    strategy: Any = None  # the tf.distribute strategy with [distribute]
 
     @property
     def model(self):
@@ -191,14 +195,29 @@ def make_datasets(spec: Spec, splits, built: Built):
 def prepare(loaded: LoadedSpec) -> Prepared:
     """Load data and build and compile the model. Every user error surfaces here, before any file is written."""
     spec = loaded.spec
+    strategy = distribute.make_strategy(spec)  # first: it may split the CPU into devices
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
     steps = math.ceil(splits.train_size / spec.train.batch_size)
-    built = build_and_compile(
-        spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train
-    )
+    with distribute.scope(strategy):  # variables (model, optimizer) live on every replica
+        built = build_and_compile(
+            spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train
+        )
     train_ds, val_ds, test_ds, epoch_callback = make_datasets(spec, splits, built)
-    return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec))
+    if strategy is not None:
+        train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
+    return Prepared(spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec), strategy)
+
+
+def _shard_by_data(dataset):
+    """In-memory pipelines have no files to shard by; workers split the batches instead."""
+    if dataset is None:
+        return None
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _write_inputs(folder: RunFolder, loaded: LoadedSpec, prepared: Prepared) -> None:
@@ -229,6 +248,22 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     loaded.spec = resolve_run_references(loaded.spec, reports_dir)
     prepared = prepare(loaded)
     spec, model = prepared.spec, prepared.model
+    if not distribute.is_chief(prepared.strategy):
+        # a multi_worker helper trains its share in a scratch folder; the chief alone writes the run folder
+        import shutil
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="framework-worker-")
+        try:
+            result = _start(loaded, prepared, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return RunResult(None, result.metrics)
+    return _start(loaded, prepared, reports_dir)
+
+
+def _start(loaded: LoadedSpec, prepared: Prepared, reports_dir) -> RunResult:
+    spec, model = prepared.spec, prepared.model
     folder = RunFolder.create(Path(reports_dir), spec.name)
     _write_inputs(folder, loaded, prepared)
     environment = describe_environment(loaded.path.parent if loaded.path else None)
@@ -247,6 +282,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
         "params": int(model.count_params()),
         "train_examples": prepared.splits.train_size,
         "augmentation": prepared.built.augmentation.placement,
+        **distribute.describe(spec, prepared.strategy),
         **(prepared.built.facts or {}),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
@@ -358,8 +394,8 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
         test["test_exact_match"] = exact_match(greedy_decode(model, prepared.splits.sequence, sources), targets)
     if privacy is not None:
         test.update(privacy.report(timing["epochs"] * privacy.steps_per_epoch), dp_clipping=model.clipping)
-    if spec.privacy is not None or spec.distill is not None:
-        # the saved model is for inference: a plain functional model without the DP or distillation training step
+    if spec.privacy is not None or spec.distill is not None or spec.distribute is not None:
+        # the saved model is for inference: a plain functional model without the DP, distillation or worker step
         keras.Model(model.inputs, model.outputs, name=model.name).save(folder.file(rf.MODEL))
     else:
         model.save(folder.file(rf.MODEL))

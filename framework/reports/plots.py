@@ -20,8 +20,8 @@ def _pyplot():
 
 
 def _curve_metrics(history) -> list[str]:
-    """Metrics that have a training curve: 'loss', 'accuracy', ... (not val_ or learning_rate)."""
-    return [c for c in history.columns if c not in ("epoch", "learning_rate") and not c.startswith("val_")]
+    """Metrics that have a training curve: 'loss', 'accuracy', ... (not val_, the learning rate or timing)."""
+    return [c for c in history.columns if c not in ("epoch", "learning_rate", "epoch_seconds") and not c.startswith("val_")]
 
 
 def learning_curves(history, path: Path, title: str = "") -> Path:

@@ -34,3 +34,20 @@ def early_stopping_report(callbacks: list) -> dict:
                 "best_epoch": int(callback.best_epoch) + 1,
             }
     return {}
+
+
+def epoch_timer():
+    """Adds ``epoch_seconds`` (wall time of the epoch, validation included) to each epoch's logs and history.csv."""
+    import time
+
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = time.perf_counter() - self.start
+
+    return EpochTimer()

@@ -1,0 +1,153 @@
+"""What the framework costs over the same model written by hand in plain Keras.
+
+    python benchmarks/overhead.py [--rounds 3] [--epochs 6]
+
+1. Steady epoch, in one process: the framework's `run` and a hand-written Keras loop train the same MLP
+   (784 -> 256 -> 128 -> 10 on MNIST from ../shared/data, else 64 -> 256 -> 128 -> 10 on digits) with the same
+   tf.data pipeline (framework.data.pipeline), epochs, batch size, optimizer and validation data, in
+   interleaved rounds. Epoch times come from the same timer callback; the first epoch (tracing) is left out.
+2. Whole process: `python -m framework run benchmarks/digits_mlp.toml` against
+   `python benchmarks/handwritten_mlp.py`, the same job (the Ludwig comparison), alternately, as subprocesses.
+
+The last line is overhead_ratio=<framework / hand-written, median steady epoch>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def spec_text(epochs: int) -> tuple[str, str]:
+    if MNIST.exists():
+        data = f'source = "npz:{MNIST}"\nscale = 0.00392156862745098\nreshape = [784]\nvalidation_split = 0.1'
+        label = "MNIST MLP 784-256-128-10"
+    else:
+        data = 'source = "sklearn:digits"\nscale = 0.0625\nvalidation_split = 0.1'
+        label = "digits MLP 64-256-128-10"
+    return label, f"""
+name = "overhead"
+seed = 0
+[data]
+{data}
+[model]
+layers = [
+  {{ type = "Dense", units = 256, activation = "relu" }},
+  {{ type = "Dense", units = 128, activation = "relu" }},
+  {{ type = "Dense", units = 10, activation = "softmax" }},
+]
+[train]
+epochs = {epochs}
+batch_size = 128
+deterministic = false   # plain Keras's default, for both
+verbose = 0
+"""
+
+
+def framework_epochs(spec_file: Path, reports: Path) -> list[float]:
+    import pandas as pd
+
+    from framework.spec import load_spec
+    from framework.train.run import run_experiment
+
+    folder = run_experiment(load_spec(spec_file), reports).folder.path
+    return list(pd.read_csv(folder / "history.csv")["epoch_seconds"])
+
+
+def handwritten_epochs(spec_file: Path) -> list[float]:
+    """The same model, data and pipeline in plain Keras: no run folder, no callbacks but the timer."""
+    import keras
+
+    from framework.data import load_splits
+    from framework.data.pipeline import evaluation_dataset, training_dataset
+    from framework.spec import load_spec
+    from framework.train.callbacks import epoch_timer
+
+    spec = load_spec(spec_file).spec
+    keras.utils.clear_session(free_memory=True)
+    keras.utils.set_random_seed(spec.seed)
+    splits = load_splits(spec.data, spec.seed)
+    model = keras.Sequential([
+        keras.Input(splits.example_shape),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    batch = spec.train.batch_size
+    train, shuffle = training_dataset(splits.x_train, splits.y_train, batch_size=batch, data_spec=spec.data, seed=spec.seed)
+    val = evaluation_dataset(splits.x_val, splits.y_val, batch_size=batch, data_spec=spec.data)
+    timer = epoch_timer()
+    history = model.fit(train, validation_data=val, epochs=spec.train.epochs, callbacks=[shuffle, timer], shuffle=False, verbose=0)
+    model.evaluate(evaluation_dataset(splits.x_test, splits.y_test, batch_size=batch, data_spec=spec.data), verbose=0)
+    return list(history.history["epoch_seconds"])
+
+
+def whole_process(command: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
+    args = parser.parse_args()
+    from framework.quiet import import_tensorflow
+
+    import_tensorflow()
+    label, text = spec_text(args.epochs)
+    work = Path(tempfile.mkdtemp(prefix="overhead-"))
+    spec_file = work / "overhead.toml"
+    spec_file.write_text(text)
+    steady = {"framework": [], "handwritten": []}
+    for round_ in range(args.rounds):
+        for name in ("framework", "handwritten"):
+            epochs = framework_epochs(spec_file, work / "reports") if name == "framework" else handwritten_epochs(spec_file)
+            steady[name] += epochs[1:]
+            print(f"round {round_ + 1} {name:11s} steady epoch median {statistics.median(epochs[1:]):.3f} s "
+                  f"(first epoch {epochs[0]:.3f} s)", flush=True)
+    fw, hw = statistics.median(steady["framework"]), statistics.median(steady["handwritten"])
+
+    walls = {"framework": [], "handwritten": []}
+    outputs = {}
+    commands = {
+        "framework": [sys.executable, "-m", "framework", "run", "benchmarks/digits_mlp.toml", "--reports", str(work / "wall")],
+        "handwritten": [sys.executable, "benchmarks/handwritten_mlp.py"],
+    }
+    for _ in range(args.rounds):
+        for name, command in commands.items():
+            seconds, outputs[name] = whole_process(command)
+            walls[name].append(seconds)
+    fw_wall, hw_wall = statistics.median(walls["framework"]), statistics.median(walls["handwritten"])
+    import json
+
+    runs = sorted((work / "wall").iterdir())
+    fw_accuracy = json.loads((runs[-1] / "metrics.json").read_text())["test_accuracy"]
+    hw_accuracy = float(outputs["handwritten"].split("test_accuracy=")[1].split()[0])
+
+    print()
+    print(f"steady epoch ({label}, batch 128, {args.rounds} rounds x {args.epochs - 1} epochs):")
+    print(f"  framework   {fw:.3f} s   hand-written {hw:.3f} s   ratio {fw / hw:.3f}")
+    print("whole process (digits MLP 64-128-64-10, 30 epochs, batch 32; median of "
+          f"{args.rounds}):")
+    print(f"  framework   {fw_wall:.2f} s (test accuracy {fw_accuracy:.4f})")
+    print(f"  hand-written {hw_wall:.2f} s (test accuracy {hw_accuracy:.4f})")
+    print(f"  whole_process_ratio={fw_wall / hw_wall:.3f}")
+    print(f"overhead_ratio={fw / hw:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -51,8 +51,8 @@ def main() -> None:
         count = sum(int(x.shape[0]) for x, _ in dataset)
         rates.append(count / (time.perf_counter() - start))
     pipeline = statistics.median(rates[1:])
-    epochs = framework_epochs(spec_file, work / "reports")
-    training = splits.train_size / statistics.median(epochs[1:])
+    _, steady_epoch = framework_epochs(spec_file, work / "reports")
+    training = splits.train_size / steady_epoch
     print(f"{label}, batch {spec.train.batch_size}, {splits.train_size} training examples")
     print(f"| path | examples/s |\n|---|---|\n| tf.data pipeline alone | {pipeline:,.0f} |\n"
           f"| training (pipeline + step + validation) | {training:,.0f} |")

@@ -51,3 +51,32 @@ def epoch_timer():
                 logs["epoch_seconds"] = time.perf_counter() - self.start
 
     return EpochTimer()
+
+
+def stop_on_non_finite_loss():
+    """Stops training after an epoch whose loss is NaN or infinite.
+
+    Keras's TerminateOnNaN checks every batch, which makes Keras wait for each step's loss and turns off
+    its asynchronous step dispatch; checking once per epoch keeps steps asynchronous.
+    """
+    import math
+
+    import keras
+
+    class StopOnNonFiniteLoss(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNonFiniteLoss()
+
+
+def epoch_backup(folder: str):
+    """Keras's BackupAndRestore, saving once per epoch. Its per-batch hook does nothing with epoch saving,
+    so it is marked safe for Keras's asynchronous step dispatch (which any per-batch hook turns off)."""
+    import keras
+
+    backup = keras.callbacks.BackupAndRestore(folder, save_freq="epoch", delete_checkpoint=True)
+    backup.async_safe = True
+    return backup

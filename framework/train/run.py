@@ -18,7 +18,13 @@ from framework.reports.run_folder import RunFolder
 from framework.spec.load import LoadedSpec
 from framework.spec.schema import LATEST, Spec
 from framework.train import distribute
-from framework.train.callbacks import early_stopping_report, epoch_timer, spec_callbacks
+from framework.train.callbacks import (
+    early_stopping_report,
+    epoch_backup,
+    epoch_timer,
+    spec_callbacks,
+    stop_on_non_finite_loss,
+)
 from framework.train.compile import compile_model, needs_one_hot
 from framework.train.environment import describe_environment
 from framework.train.transfer import initialise_and_freeze, resolve_run_references
@@ -337,10 +343,10 @@ def _train(folder: RunFolder, prepared: Prepared, initial_epoch: int) -> RunResu
     callbacks = [
         *prepared.pipeline_callbacks,
         *prepared.spec_callbacks,  # first, so the values they log (learning_rate) reach the CSV
-        keras.callbacks.TerminateOnNaN(),
+        stop_on_non_finite_loss(),
         epoch_timer(),
         # before the CSV: an epoch in history.csv is always in the backup too
-        keras.callbacks.BackupAndRestore(str(folder.file(BACKUP)), save_freq="epoch", delete_checkpoint=True),
+        epoch_backup(str(folder.file(BACKUP))),
         keras.callbacks.CSVLogger(str(history_file), append=initial_epoch > 0 and history_file.exists()),
     ]
     if spec.train.tensorboard:

@@ -158,16 +158,19 @@ def _image_figures(x, saliency, ig, classes, run, out: Path) -> list[str]:
 
 
 def _tabular_attributions(run, x, baseline, ig, classes):
+    """SHAP values when the package is installed, else the integrated gradients already computed.
+
+    SHAP's background is the same baseline IG and the deletion check use, so all three speak of the same
+    "feature absent" value.
+    """
     try:
         import shap
     except ImportError:
         return ig, "integrated gradients (install the 'explain' extra for SHAP)"
-    background, _ = test_examples(run, 64)
-    background = np.asarray(background, dtype="float32")
     values = []
     for i in range(len(x)):
         explainer = shap.KernelExplainer(
-            lambda v, c=classes[i]: _score(run.model, v.astype("float32"), np.full(len(v), c)), background[:32]
+            lambda v, c=classes[i]: _score(run.model, v.astype("float32"), np.full(len(v), c)), baseline[:1]
         )
         values.append(explainer.shap_values(x[i : i + 1], nsamples=200, silent=True)[0])
     return np.asarray(values), "SHAP (KernelExplainer)"

@@ -115,5 +115,8 @@ def test_examples(run: TrainedRun, count: int):
     except Exception as exc:
         raise RunError(f"cannot reload the run's data to pick test examples: {exc}", path=str(run.folder)) from None
     splits = load_splits(spec.data, spec.seed)
-    take = lambda a: None if a is None else ({k: v[:count] for k, v in a.items()} if isinstance(a, dict) else a[:count])
-    return take(splits.x_test), take(splits.y_test)
+
+    def first(data):
+        return {k: v[:count] for k, v in data.items()} if isinstance(data, dict) else data[:count]
+
+    return first(splits.x_test), first(splits.y_test)

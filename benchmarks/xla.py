@@ -1,6 +1,6 @@
 """XLA on against off, per model family, and what train.jit_compile = "auto" picks here.
 
-    python benchmarks/xla.py [--epochs 4]
+    python benchmarks/xla.py [--epochs 4] [--only MNIST]
 
 Each family's example spec runs with jit_compile = true and = false (deterministic ops off for both, since
 Keras runs no XLA with them), a few epochs; the figure is training examples per second over the steady
@@ -24,6 +24,7 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 
 FAMILIES = {
     "MLP (digits)": ("benchmarks/digits_mlp.toml", []),
+    "MLP (MNIST, batch 128)": ("benchmarks/mnist_mlp.toml", [f"data.source=npz:{MNIST}"] if MNIST.exists() else []),
     "CNN (quickstart, digits)": ("specs/quickstart.toml", []),
     "GRU (sunspots windows)": ("specs/sunspots_gru.toml", ["regularization.early_stopping.patience=1000"]),
     "Transformer (movie sample)": ("specs/movie_transformer.toml", ["regularization.early_stopping.patience=1000"]),
@@ -48,6 +49,7 @@ def examples_per_second(spec: str, overrides: list[str], xla: bool, epochs: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--only", help="run only the families whose name contains this")
     args = parser.parse_args()
     from framework.quiet import import_tensorflow
 
@@ -64,6 +66,8 @@ def main() -> None:
     print("| family | XLA off (examples/s) | XLA on (examples/s) | on / off | faster |")
     print("|---|---|---|---|---|")
     for name, (spec, overrides) in FAMILIES.items():
+        if args.only and args.only not in name:
+            continue
         off, _ = examples_per_second(spec, overrides, False, args.epochs, reports)
         on, ran = examples_per_second(spec, overrides, True, args.epochs, reports)
         print(f"| {name} | {off:,.0f} | {on:,.0f}{'' if ran else ' (did not run XLA)'} | {on / off:.2f} | "

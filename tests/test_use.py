@@ -217,3 +217,44 @@ def test_a_new_process_reloads_the_frameworks_own_layers(text_run, tmp_path):
 def test_tflite_refuses_string_inputs_with_a_reason(cli, text_run):
     code, _, err = cli("export", text_run, "--format", "tflite")
     assert code == 2 and "string ops" in err and "savedmodel" in err
+
+
+@pytest.fixture(scope="module")
+def seq2seq_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("seq2seq")
+    return _train(shutil.copy(SPECS / "number_words_seq2seq.toml", tmp), tmp / "r", "train.epochs=1", "data.train_limit=640")
+
+
+def test_predict_seq2seq_decodes_greedily_and_exports_with_two_inputs(cli, seq2seq_run, tmp_path):
+    from framework.data.sequences import greedy_decode
+
+    run, _, _ = _model_and_tests(seq2seq_run)
+    words = ["three hundred forty-two", "seventeen"]
+    (tmp_path / "words.txt").write_text("\n".join(words) + "\n")
+    code, out, err = cli("predict", seq2seq_run, tmp_path / "words.txt")
+    assert code == 0, err
+    table = pd.read_csv(__import__("io").StringIO(out), dtype=str, keep_default_na=False)
+    assert list(table["input"]) == words
+    assert list(table["prediction"]) == greedy_decode(run.model, run.encoding(), words)
+    code, out, err = cli("export", seq2seq_run, "--format", "savedmodel")
+    assert code == 0, err
+    assert float(out.split("max |difference| = ")[1].split()[0]) < 1e-4
+
+
+def test_predict_forecast_windows_from_rows(cli, tmp_path):
+    from framework.data.splits import apply_scaling
+    from framework.data.windows import make_windows
+    from framework.use.trained import TrainedRun
+
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    folder = _train(shutil.copy(SPECS / "sunspots_gru.toml", tmp_path), tmp_path / "r", "train.epochs=2")
+    rows = pd.read_csv(SPECS / "data" / "sunspots_yearly.csv").head(20)
+    rows.to_csv(tmp_path / "recent.csv", index=False)
+    code, out, err = cli("predict", folder, tmp_path / "recent.csv")
+    assert code == 0, err
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert len(table) == 20 - 12 + 1 and table["input"][0] == "rows 0-11 -> row 12"
+    run = TrainedRun.open(folder)
+    windows, _ = make_windows(rows[["SUNACTIVITY"]].to_numpy("float32"), np.zeros(20), 12, 0, 1)
+    expected = run.model.predict(apply_scaling(windows, run.preprocessing), verbose=0)[:, 0]
+    np.testing.assert_allclose(table["prediction"], expected, rtol=1e-5)

@@ -73,14 +73,15 @@ def reload_and_predict(path: Path, fmt: str, x):
         return keras.saving.load_model(path).predict(x, verbose=0)
     if fmt == "savedmodel":
         loaded = tf.saved_model.load(str(path))  # keep it: the serving function uses its variables
-        if isinstance(x, dict):
-            return np.asarray(loaded.serve(*[tf.constant(v) for v in x.values()]))
+        if isinstance(x, dict):  # several inputs: the serving signature takes them by name
+            outputs = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in x.items()})
+            return next(iter(outputs.values())).numpy()
         return loaded.serve(tf.constant(x)).numpy()
     interpreter = tf.lite.Interpreter(model_path=str(path))
     runner = interpreter.get_signature_runner()
     names = interpreter.get_signature_list()["serving_default"]["inputs"]
     if isinstance(x, dict) or len(names) != 1:
-        raise RunError("the TFLite check here runs single-input models", path=str(path))
+        raise RunError("the TFLite reload check runs single-input models; export this one as savedmodel or keras", path="--format")
     # one example at a time: the converted signature has a fixed batch of 1 for some models
     rows = [next(iter(runner(**{names[0]: x[i : i + 1]}).values())) for i in range(len(x))]
     return np.concatenate(rows)

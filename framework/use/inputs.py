@@ -74,9 +74,11 @@ def _csv(run: TrainedRun, path: Path):
     if non_numeric:
         raise DataError(f"columns {non_numeric} are not numeric", path=WHERE)
     x = run.numeric_inputs(frame.to_numpy(dtype="float32"), WHERE)
-    labels = [f"row {i}" for i in range(len(x))] if run.kind != "window" else [
-        f"rows {i}-{i + run.preprocessing['window']['size'] - 1}" for i in range(len(x))
-    ]
+    if run.kind == "window":  # each window forecasts the label `horizon` rows after its last row
+        size, horizon = run.preprocessing["window"]["size"], run.preprocessing["window"]["horizon"]
+        labels = [f"rows {i}-{i + size - 1} -> row {i + size - 1 + horizon}" for i in range(len(x))]
+    else:
+        labels = [f"row {i}" for i in range(len(x))]
     return x, labels
 
 

@@ -78,7 +78,7 @@ def test_pretrained_vectors_fill_the_embedding_and_stay_frozen(cli, tmp_path):
     (tmp_path / "vectors.txt").write_text("3 4\n" + "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
     code, out, err = cli(
         "run", spec, "--reports", tmp_path / "r", "--set", "train.epochs=1", "--set", "train.verbose=0",
-        "--set", 'model.layers[1]={type="PretrainedEmbedding", input_dim=10000, vectors_file="vectors.txt", mask_zero=true, trainable=false}',
+        "--set", f'model.layers[1]={{type="PretrainedEmbedding", input_dim=10000, vectors_file="{tmp_path / "vectors.txt"}", mask_zero=true, trainable=false}}',
     )
     assert code == 0, err
     metrics = metrics_of(out)
@@ -88,6 +88,24 @@ def test_pretrained_vectors_fill_the_embedding_and_stay_frozen(cli, tmp_path):
     table = next(l for l in model.layers if type(l).__name__ == "PretrainedEmbedding").get_weights()[0]
     for word, vector in vectors.items():
         np.testing.assert_allclose(table[vocabulary.index(word)], vector)  # after a training epoch: frozen
+
+
+def test_file_arguments_are_relative_to_the_spec_or_to_the_current_folder_with_set(tmp_path, monkeypatch):
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "v.txt").write_text("a 1\n")
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "w.txt").write_text("a 1\n")
+    spec = tiny_spec(model={"layers": [{"type": "PretrainedEmbedding", "input_dim": 5, "vectors_file": "v.txt"}]})
+    import tomli_w
+
+    (tmp_path / "specs" / "s.toml").write_text(tomli_w.dumps(spec))
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert load_spec(tmp_path / "specs" / "s.toml").spec.model.layers[0].kwargs["vectors_file"] == str(tmp_path / "specs" / "v.txt")
+    loaded = load_spec(tmp_path / "specs" / "s.toml", ['model.layers[0].vectors_file="w.txt"'])
+    assert loaded.spec.model.layers[0].kwargs["vectors_file"] == str(tmp_path / "cwd" / "w.txt")
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path / "specs" / "s.toml", ['model.layers[0].vectors_file="missing.txt"'])
+    assert err.value.path == "model.layers[0]" and "file not found" in err.value.message
 
 
 def test_word2vec_and_glove_text_formats(tmp_path):

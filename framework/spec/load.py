@@ -179,8 +179,32 @@ def validate(data: dict[str, Any], *, file: str, base_dir: Path) -> Spec:
         raise errors_from_validation(exc, file) from None
 
 
+def _cwd_relative_files(node: Any) -> Any:
+    """Layer arguments named ``*_file`` inside a --set value, made absolute against the current folder."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("_file") and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                node[key] = str(Path.cwd() / value)
+            else:
+                _cwd_relative_files(value)
+    elif isinstance(node, list):
+        for value in node:
+            _cwd_relative_files(value)
+    return node
+
+
 def _paths_from_command_line(data: dict[str, Any], overrides: list[str]) -> None:
     """A path given with --set is relative to the current folder, as on any command line (not to the spec)."""
+    for assignment in overrides:
+        parts = parse_key_path(assignment.partition("=")[0])
+        node: Any = data
+        for part in parts[:-1]:
+            node = node[part]
+        last = parts[-1]
+        if isinstance(last, str) and last.endswith("_file"):
+            node[last] = _cwd_relative_files({last: node[last]})[last]
+        else:
+            _cwd_relative_files(node[last])
     if not any(o.partition("=")[0].strip() == "data.source" for o in overrides):
         return
     source = (data.get("data") or {}).get("source")

@@ -149,3 +149,24 @@ def test_failing_trials_end_in_a_message_not_a_traceback(cli, tmp_path, write_sp
     assert "Traceback" not in err
     metrics = json.loads((tmp_path / "r" / "tiny-tune" / "metrics.json").read_text())
     assert metrics["status"] == "failed"
+
+
+def test_latest_run_references_are_pinned_for_every_trial(tmp_path, write_spec):
+    """Trials are new processes: they get the run folder 'latest:NAME' meant when the search started."""
+    from framework.spec import load_spec
+    from framework.tune.search import _pin_run_references
+
+    reports = tmp_path / "reports"
+    for stamp in ("20261128-100000-aaaaaa", "20261128-110000-bbbbbb"):
+        run = reports / f"pre-{stamp}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"name": "pre", "status": "completed"}))
+        (run / "model.keras").write_text("")
+    spec = tiny_spec(model={"init_from": "latest:pre", "layers": [{"type": "Dense", "units": 10, "activation": "softmax"}]},
+                     tune={"max_trials": 1})
+    spec["model"]["layers"][0]["units"] = {"tune": "choice", "values": [10]}
+    loaded = load_spec(write_spec(spec))
+    _pin_run_references(loaded, reports)
+    newest = str((reports / "pre-20261128-110000-bbbbbb").resolve())
+    assert loaded.spec.model.init_from == newest
+    assert loaded.overrides[-1] == f"model.init_from={json.dumps(newest)}"

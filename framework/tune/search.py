@@ -160,6 +160,23 @@ def tune_folder(loaded: LoadedSpec, reports_dir: Path) -> Path:
     return Path(reports_dir) / f"{loaded.spec.name}-tune"
 
 
+def _pin_run_references(loaded: LoadedSpec, reports_dir) -> None:
+    """'latest:NAME' (init_from, distill.teacher) becomes one run folder for the whole search: every trial
+    process gets it as an override, so all trials start from the same run."""
+    import json
+
+    from framework.train.transfer import resolve_run_references
+
+    resolved = resolve_run_references(loaded.spec, reports_dir)
+    pinned = []
+    if resolved.model.init_from != loaded.spec.model.init_from:
+        pinned.append(f"model.init_from={json.dumps(resolved.model.init_from)}")
+    if resolved.distill is not None and resolved.distill.teacher != loaded.spec.distill.teacher:
+        pinned.append(f"distill.teacher={json.dumps(resolved.distill.teacher)}")
+    loaded.spec = resolved
+    loaded.overrides = [*loaded.overrides, *pinned]
+
+
 def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
     from framework.train.run import build_and_compile, setup_backend
 
@@ -168,6 +185,7 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
     if loaded.spec.tune is None:
         raise SpecError("tune needs a [tune] section (tuner, objective, max_trials)", path="tune")
     base_dir = loaded.path.resolve().parent if loaded.path else Path.cwd()
+    _pin_run_references(loaded, reports_dir)
     setup_backend(loaded.spec)
     build_and_compile(loaded.spec, None, steps_per_epoch=1)  # spec errors now, as `check` finds them, not in every trial
     folder = tune_folder(loaded, Path(reports_dir))

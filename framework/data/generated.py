@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from framework.data.sources import DataSource, RawData
-from framework.errors import did_you_mean
 from framework.registry import registry
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -43,11 +40,7 @@ _TASKS = {"number_words": _number_words_pairs}
 class GeneratedSource(DataSource):
     """Generated tasks: ``generated:number_words`` (sequence to sequence: 'three hundred forty-two' -> '342')."""
 
-    @classmethod
-    def resolve(cls, arg: str, base_dir: Path) -> str:
-        if arg not in _TASKS:
-            raise ValueError(f"unknown generated task '{arg}'{did_you_mean(arg, _TASKS)}; known: {', '.join(_TASKS)}")
-        return arg
+    choices, choice_kind = _TASKS, "generated task"
 
     def load(self) -> RawData:
         return _TASKS[self.arg]()

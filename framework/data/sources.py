@@ -49,6 +49,9 @@ class DataSource:
 
     #: whether ARG is a path, resolved against the spec file's folder
     takes_path = False
+    #: or: the names ARG may be, and what they are called in messages
+    choices: dict[str, Any] | None = None
+    choice_kind = "data set"
 
     def __init__(self, arg: str, spec: Any):
         self.arg = arg
@@ -62,6 +65,10 @@ class DataSource:
             if not path.exists():
                 raise ValueError(f"file not found: {path}")
             return str(path)
+        if cls.choices is not None and arg not in cls.choices:
+            raise ValueError(
+                f"unknown {cls.choice_kind} '{arg}'{did_you_mean(arg, cls.choices)}; known: {', '.join(cls.choices)}"
+            )
         return arg
 
     def feature_shape(self) -> tuple[int, ...] | None:
@@ -113,11 +120,7 @@ _SKLEARN = {"digits": (64,), "iris": (4,), "wine": (13,), "breast_cancer": (30,)
 class SklearnSource(DataSource):
     """The small data sets scikit-learn ships: digits, iris, wine, breast_cancer."""
 
-    @classmethod
-    def resolve(cls, arg: str, base_dir: Path) -> str:
-        if arg not in _SKLEARN:
-            raise ValueError(f"unknown scikit-learn data set '{arg}'{did_you_mean(arg, _SKLEARN)}; known: {', '.join(_SKLEARN)}")
-        return arg
+    choices, choice_kind = _SKLEARN, "scikit-learn data set"
 
     def feature_shape(self):
         return _SKLEARN[self.arg]
@@ -277,11 +280,7 @@ _KERAS = {
 class KerasSource(DataSource):
     """``keras.datasets``: downloads once into the Keras cache (``~/.keras/datasets``)."""
 
-    @classmethod
-    def resolve(cls, arg: str, base_dir: Path) -> str:
-        if arg not in _KERAS:
-            raise ValueError(f"unknown keras data set '{arg}'{did_you_mean(arg, _KERAS)}; known: {', '.join(_KERAS)}")
-        return arg
+    choices, choice_kind = _KERAS, "keras data set"
 
     def feature_shape(self):
         return _KERAS[self.arg]

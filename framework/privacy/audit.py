@@ -48,13 +48,11 @@ def membership_audit(model, x_members, y_members, x_outside, y_outside, max_exam
 def audit_run(folder: str | Path, model=None, splits=None) -> dict:
     """Audit a run folder (training split vs test split) and add the results to its metrics.json."""
     from framework.data import load_splits
-    from framework.spec.load import validate
+    from framework.spec.load import validate_resolved
 
     run = rf.RunFolder(Path(folder))
     if splits is None:
-        resolved = run.read_json(rf.RESOLVED)
-        resolved.pop("_overrides", None)
-        spec = validate(resolved, file=str(run.file(rf.RESOLVED)), base_dir=run.path)
+        spec = validate_resolved(run.read_json(rf.RESOLVED), run.path)
         splits = load_splits(spec.data, spec.seed)
     if model is None:
         model = rf.load_run_model(run.path)

@@ -179,6 +179,13 @@ def validate(data: dict[str, Any], *, file: str, base_dir: Path) -> Spec:
         raise errors_from_validation(exc, file) from None
 
 
+def validate_resolved(resolved: dict[str, Any], folder: Path) -> Spec:
+    """A run folder's resolved.json (already read) as a spec; it holds absolute paths, so it validates wherever
+    the original spec was. Its ``_overrides`` entry (the --set list) is not part of the spec."""
+    data = {k: v for k, v in resolved.items() if k != "_overrides"}
+    return validate(data, file=str(Path(folder) / "resolved.json"), base_dir=Path(folder))
+
+
 def _cwd_relative_files(node: Any) -> Any:
     """Layer arguments named ``*_file`` inside a --set value, made absolute against the current folder."""
     if isinstance(node, dict):

@@ -298,7 +298,7 @@ def _start(loaded: LoadedSpec, prepared: Prepared, reports_dir) -> RunResult:
 def resume_experiment(path: str | Path) -> RunResult:
     """Continue a killed or interrupted run from its last completed epoch, in the same folder."""
     from framework.errors import RunError
-    from framework.spec.load import validate
+    from framework.spec.load import validate_resolved
 
     folder = RunFolder(Path(path))
     if not folder.file(rf.RESOLVED).exists() or not folder.file(rf.METRICS).exists():
@@ -309,8 +309,7 @@ def resume_experiment(path: str | Path) -> RunResult:
     resolved = folder.read_json(rf.RESOLVED)
     overrides = resolved.pop("_overrides", [])
     spec_file = next((folder.file(n) for n in rf.SPEC_FILES if folder.file(n).exists()), folder.file(rf.RESOLVED))
-    # resolved.json holds absolute paths, so it validates wherever the original spec was
-    spec = validate(resolved, file=str(folder.file(rf.RESOLVED)), base_dir=folder.path)
+    spec = validate_resolved(resolved, folder.path)
     loaded = LoadedSpec(spec=spec, path=spec_file, text=spec_file.read_text(), overrides=overrides, raw=resolved)
     prepared = prepare(loaded)
     initial_epoch = _completed_epochs(folder)

@@ -107,11 +107,10 @@ class TrainedRun:
 def test_examples(run: TrainedRun, count: int):
     """Up to ``count`` examples of the run's own test split (model inputs, targets), loaded as the run loaded them."""
     from framework.data.splits import load_splits
-    from framework.spec.load import validate
+    from framework.spec.load import validate_resolved
 
     try:
-        resolved = {k: v for k, v in run.resolved.items() if k != "_overrides"}
-        spec = validate(resolved, file=str(run.folder / rf.RESOLVED), base_dir=run.folder)
+        spec = validate_resolved(run.resolved, run.folder)
     except Exception as exc:
         raise RunError(f"cannot reload the run's data to pick test examples: {exc}", path=str(run.folder)) from None
     splits = load_splits(spec.data, spec.seed)

@@ -75,8 +75,8 @@ def is_chief(strategy) -> bool:
     """Whether this process writes the run folder: always, except on the non-chief workers of multi_worker."""
     if strategy is None or not os.environ.get("TF_CONFIG"):
         return True
-    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    config = json.loads(os.environ["TF_CONFIG"])
+    task, cluster = config.get("task", {}), config.get("cluster", {})
     if "chief" in cluster:
         return task.get("type") == "chief"
     return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0

@@ -57,16 +57,20 @@ class PretrainedEmbedding(keras.layers.Embedding):
     """
 
     def __init__(self, input_dim: int, vectors_file: str | None = None, output_dim: int | None = None, **kwargs):
+        vectors = None  # read once: for the width here, and for the rows in load_vectors()
         if output_dim is None:
             if vectors_file is None:
                 raise ValueError("give vectors_file (or output_dim)")
-            output_dim = read_word_vectors(vectors_file)[1]
+            vectors = read_word_vectors(vectors_file)
+            output_dim = vectors[1]
         super().__init__(input_dim=input_dim, output_dim=output_dim, **kwargs)
         self.vectors_file = vectors_file
+        self._vectors = vectors
 
     def load_vectors(self, vocabulary: list[str]) -> float:
         """Copy the file's vectors into the rows of ``vocabulary``'s words; returns the share found."""
-        vectors, width = read_word_vectors(self.vectors_file)
+        vectors, width = self._vectors or read_word_vectors(self.vectors_file)
+        self._vectors = None  # not needed after the copy
         if width != self.output_dim:
             raise DataError(f"the vectors have width {width}, the layer {self.output_dim}", path="vectors_file")
         table = keras.ops.convert_to_numpy(self.embeddings).copy()

@@ -37,7 +37,7 @@ def main() -> None:
             subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
             times[name].append(time.perf_counter() - start)
     base = statistics.median(times["python -c pass"])
-    print(f"| command | median wall (s) | over python -c pass (s) |")
+    print("| command | median wall (s) | over python -c pass (s) |")
     print("|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)

@@ -253,7 +253,6 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
     """A new run: prepare (every user error surfaces here), then create the folder and train."""
     loaded.spec = resolve_run_references(loaded.spec, reports_dir)
     prepared = prepare(loaded)
-    spec, model = prepared.spec, prepared.model
     if not distribute.is_chief(prepared.strategy):
         # a multi_worker helper trains its share in a scratch folder; the chief alone writes the run folder
         import shutil
@@ -269,6 +268,7 @@ def run_experiment(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> R
 
 
 def _start(loaded: LoadedSpec, prepared: Prepared, reports_dir) -> RunResult:
+    """Create the run folder, write what the run starts from, and train."""
     spec, model = prepared.spec, prepared.model
     folder = RunFolder.create(Path(reports_dir), spec.name)
     _write_inputs(folder, loaded, prepared)

@@ -25,6 +25,13 @@ def folder_of(out: str) -> Path:
     return Path(re.search(r"run folder: (\S+)", out).group(1))
 
 
+def run_briefly(cli, spec: Path, reports: Path, epochs: int) -> str:
+    """`run SPEC` for a few quiet epochs; returns its stdout after checking it succeeded."""
+    code, out, err = cli("run", spec, "--reports", reports, "--set", f"train.epochs={epochs}", "--set", "train.verbose=0")
+    assert code == 0, err
+    return out
+
+
 def copy_with_data(tmp_path, name: str) -> Path:
     """A shipped spec and the shipped data folder it reads, side by side in tmp_path."""
     shutil.copytree(SPECS / "data", tmp_path / "data", dirs_exist_ok=True)
@@ -61,8 +68,7 @@ def test_text_run_end_to_end_and_the_saved_model_reads_raw_strings(cli, tmp_path
     import keras
 
     spec = copy_with_data(tmp_path, "movie_transformer.toml")
-    code, out, err = cli("run", spec, "--reports", tmp_path / "r", "--set", "train.epochs=1", "--set", "train.verbose=0")
-    assert code == 0, err
+    out = run_briefly(cli, spec, tmp_path / "r", epochs=1)
     metrics = metrics_of(out)
     assert metrics["status"] == "completed" and 0 <= metrics["test_accuracy"] <= 1
     model = keras.saving.load_model(folder_of(out) / "model.keras")
@@ -170,9 +176,7 @@ def test_forecast_run_reports_mae_beside_the_naive_baseline(cli, tmp_path):
     from framework.data import load_splits
 
     spec_path = copy_with_data(tmp_path, "sunspots_gru.toml")
-    code, out, err = cli("run", spec_path, "--reports", tmp_path / "r", "--set", "train.epochs=2", "--set", "train.verbose=0")
-    assert code == 0, err
-    metrics = metrics_of(out)
+    metrics = metrics_of(run_briefly(cli, spec_path, tmp_path / "r", epochs=2))
     assert metrics["test_mae"] > 0
     # the baseline by hand: the test part is the last 20% of the years, each predicted by the year before
     series = pd.read_csv(SPECS / "data" / "sunspots_yearly.csv")["SUNACTIVITY"].to_numpy()
@@ -239,9 +243,7 @@ def test_greedy_decoding_feeds_back_its_own_outputs():
 
 def test_multitask_run_reports_each_outputs_metrics(cli, tmp_path):
     spec = Path(shutil.copy(SPECS / "digits_multitask.toml", tmp_path))
-    code, out, err = cli("run", spec, "--reports", tmp_path / "r", "--set", "train.epochs=1", "--set", "train.verbose=0")
-    assert code == 0, err
-    metrics = metrics_of(out)
+    metrics = metrics_of(run_briefly(cli, spec, tmp_path / "r", epochs=1))
     for key in ("test_digit_accuracy", "test_even_accuracy", "test_digit_loss", "test_even_loss"):
         assert key in metrics
     assert metrics["test_even_accuracy"] > 0.5
@@ -298,11 +300,9 @@ def test_finetune_loads_weights_by_name_and_keeps_frozen_layers(cli, tmp_path):
     reports = tmp_path / "r"
     for name in ("digits_pretrain.toml", "digits_finetune.toml"):
         shutil.copy(SPECS / name, tmp_path)
-    code, out, err = cli("run", tmp_path / "digits_pretrain.toml", "--reports", reports, "--set", "train.epochs=1", "--set", "train.verbose=0")
-    assert code == 0, err
+    out = run_briefly(cli, tmp_path / "digits_pretrain.toml", reports, epochs=1)
     pretrained = keras.saving.load_model(folder_of(out) / "model.keras")
-    code, out, err = cli("run", tmp_path / "digits_finetune.toml", "--reports", reports, "--set", "train.epochs=2", "--set", "train.verbose=0")
-    assert code == 0, err
+    out = run_briefly(cli, tmp_path / "digits_finetune.toml", reports, epochs=2)
     metrics = metrics_of(out)
     assert metrics["init_layers"] == ["conv1", "conv2", "hidden"] and metrics["frozen"] == ["conv1", "conv2"]
     resolved = json.loads((folder_of(out) / "resolved.json").read_text())
@@ -323,12 +323,8 @@ def test_distillation_reports_student_beside_teacher(cli, tmp_path):
     reports = tmp_path / "r"
     for name in ("quickstart.toml", "digits_distill.toml"):
         shutil.copy(SPECS / name, tmp_path)
-    code, out, err = cli("run", tmp_path / "quickstart.toml", "--reports", reports, "--set", "train.epochs=1", "--set", "train.verbose=0")
-    assert code == 0, err
-    teacher = metrics_of(out)
-    code, out, err = cli("run", tmp_path / "digits_distill.toml", "--reports", reports, "--set", "train.epochs=1", "--set", "train.verbose=0")
-    assert code == 0, err
-    student = metrics_of(out)
+    teacher = metrics_of(run_briefly(cli, tmp_path / "quickstart.toml", reports, epochs=1))
+    student = metrics_of(run_briefly(cli, tmp_path / "digits_distill.toml", reports, epochs=1))
     assert student["teacher_params"] == teacher["params"] and student["teacher_test_accuracy"] == teacher["test_accuracy"]
     assert student["params"] == 64 * 16 + 16 + 16 * 10 + 10  # the teacher's weights are not the student's
     code, out, _ = cli("report", reports, "--where", "name == 'digits_distill'")

@@ -276,6 +276,14 @@ def test_text_data_refuses_what_does_not_apply(tmp_path, sections, path, words):
     assert err.value.path == path and words in err.value.message
 
 
+def test_text_from_a_numeric_source_is_a_data_error(cli, write_spec):
+    spec = tiny_spec(data={"source": "sklearn:digits", "text": "text", "scale": "none"}, model={"layers": [
+        {"type": "TextVectorization", "max_tokens": 50}, {"type": "Embedding", "input_dim": 50, "output_dim": 4},
+        {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10, "activation": "softmax"}]})
+    code, _, err = cli("run", write_spec(spec))
+    assert code == 2 and "data.source" in err and "text inputs" in err and "Traceback" not in err
+
+
 def test_spec_errors_for_targets_sequences_and_distillation(tmp_path):
     with pytest.raises(SpecError) as err:
         validate(tiny_spec(data={"targets": {"a": "label", "b": "label % 2"}}), file="s", base_dir=tmp_path)

@@ -59,6 +59,11 @@ def _check_pair(x, y, what: str, text: bool = False) -> None:
     for name, values in (y.items() if isinstance(y, dict) else [("", y)]):
         if len(values) != n_x:
             raise DataError(f"the {what}data has {n_x} inputs but {len(values)} labels {name}".rstrip(), path="data.source")
+    if text and x.dtype.kind not in "OUS":
+        raise DataError(
+            f"data.text / data.sequence need text inputs, but the {what}inputs from this source are {x.dtype}; "
+            "read a text column from a CSV source", path="data.source",
+        )
     if not text and not np.issubdtype(x.dtype, np.number):
         hint = "; for a column of text set data.text" if x.dtype == object else ""
         raise DataError(f"the {what}inputs are {x.dtype}, not numbers{hint}", path="data.source")

@@ -4,7 +4,9 @@
 
 Both are measured in this one process, with XLA off and on, in interleaved rounds; the median
 step time of each is printed, and that of DP with per-example gradients (``privacy.clipping =
-"vectorized"``) for comparison. The last line is ``dp_step_ratio=<best DP mode / best non-DP mode>``.
+"vectorized"``) for comparison. Then whole DP epochs through the framework's own pipelines, Poisson-sampled
+against shuffled batches, XLA off, interleaved. The last two lines are
+``dp_step_ratio=<best DP mode / best non-DP mode>`` and ``poisson_vs_shuffle=<Poisson epoch / shuffled epoch>``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def step_times(private: bool, jit: bool, steps: int, batch: int, clipping: str =
     import numpy as np
 
     from framework.spec.load import validate
-    from framework.train.run import build_and_compile, setup_backend
+    from framework.train.prepare import build_and_compile, setup_backend
 
     raw = tomllib.loads((ROOT / "specs" / "mnist_dp.toml").read_text())
     raw["data"]["source"] = "sklearn:digits"  # not loaded: the shape is given below
@@ -59,18 +61,60 @@ def step_times(private: bool, jit: bool, steps: int, batch: int, clipping: str =
     return timer.times[5:]  # after tracing and compiling
 
 
+def epoch_seconds(sampling: str, steps: int, batch: int) -> float:
+    """Wall time of the second DP epoch (the first traces) through the run's pipeline for ``sampling``."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from framework.data.pipeline import training_dataset
+    from framework.privacy.sampling import poisson_dataset
+    from framework.spec.load import validate
+    from framework.train.prepare import build_and_compile, count_steps, setup_backend
+
+    raw = tomllib.loads((ROOT / "specs" / "mnist_dp.toml").read_text())
+    raw["data"]["source"] = "sklearn:digits"  # not loaded: the data is generated below
+    raw["train"].update(batch_size=batch, deterministic=False, epochs=2)
+    raw["privacy"] = {"l2_norm_clip": 1.0, "noise_multiplier": 1.0, "sampling": sampling}
+    spec = validate(raw, file="mnist_dp.toml", base_dir=ROOT / "specs")
+    setup_backend(spec)
+    count = batch * steps
+    per_epoch = count_steps(count, batch, poisson=sampling == "poisson")
+    built = build_and_compile(spec, (28, 28, 1), steps_per_epoch=per_epoch, train_examples=count)
+    rng = np.random.default_rng(0)
+    x = rng.random((count, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, count)
+    seed = tf.Variable(1, dtype=tf.int64)
+    if sampling == "poisson":
+        ds, callback = poisson_dataset(x, y, batch_size=batch, seed_variable=seed, steps_per_epoch=per_epoch)
+    else:
+        ds, callback = training_dataset(x, y, batch_size=batch, data_spec=spec.data, seed=seed)
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    built.model.fit(ds, epochs=2, callbacks=[callback, Timer()], verbose=0)
+    return times[-1]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sampling-only", action="store_true", help="only the Poisson-vs-shuffle epochs")
     args = parser.parse_args(argv)
     from framework.quiet import import_tensorflow
 
     import_tensorflow()
     samples: dict = {}
     vectorized: list = []  # per-example gradients with tf.vectorized_map, for comparison
-    for _ in range(args.rounds):  # interleaved rounds, so a slow spell of the machine hits every mode
+    for _ in range(0 if args.sampling_only else args.rounds):  # interleaved rounds: a slow spell hits every mode
         for private in (False, True):
             for jit in (False, True):
                 samples.setdefault((private, jit), []).extend(step_times(private, jit, args.steps, args.batch))
@@ -79,11 +123,20 @@ def main(argv=None) -> int:
     for (private, jit), times in samples.items():
         results[(private, jit)] = statistics.median(times) * 1000
         print(f"{'DP-SGD' if private else 'plain '}  XLA {'on ' if jit else 'off'}  {results[(private, jit)]:8.1f} ms/step", flush=True)
-    print(f"DP-SGD  XLA off  {statistics.median(vectorized) * 1000:8.1f} ms/step  (clipping = \"vectorized\")")
-    best_dp = min(v for (p, _), v in results.items() if p)
-    best_plain = min(v for (p, _), v in results.items() if not p)
+    if vectorized:
+        print(f"DP-SGD  XLA off  {statistics.median(vectorized) * 1000:8.1f} ms/step  (clipping = \"vectorized\")")
+        best_dp = min(v for (p, _), v in results.items() if p)
+        best_plain = min(v for (p, _), v in results.items() if not p)
+    epochs: dict = {"poisson": [], "shuffle": []}
+    for _ in range(args.rounds):
+        for sampling in epochs:
+            epochs[sampling].append(epoch_seconds(sampling, args.steps, args.batch))
+    for sampling, times in epochs.items():
+        print(f"DP epoch, {sampling:7s} batches  {statistics.median(times):6.2f} s  ({args.steps} steps of {args.batch})")
     print(f"cpu_count={os.cpu_count()} batch={args.batch}")
-    print(f"dp_step_ratio={best_dp / best_plain:.2f}")
+    if vectorized:
+        print(f"dp_step_ratio={best_dp / best_plain:.2f}")
+    print(f"poisson_vs_shuffle={statistics.median(epochs['poisson']) / statistics.median(epochs['shuffle']):.2f}")
     return 0
 
 

@@ -55,7 +55,7 @@ def main() -> None:
 
     tf = import_tensorflow()
     from framework.spec import load_spec
-    from framework.train.run import build_and_compile, setup_backend
+    from framework.train.prepare import build_and_compile, setup_backend
 
     auto_spec = load_spec(ROOT / "specs/quickstart.toml").spec
     setup_backend(auto_spec)

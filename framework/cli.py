@@ -114,7 +114,7 @@ def cmd_schema(args) -> int:
         print(spec_reference(), end="")
         return 0
     from framework.spec.schema import Spec
-    from framework.tune.spaces import SearchSpace
+    from framework.tuning.spaces import SearchSpace
 
     schema = Spec.model_json_schema()
     # a search space may stand wherever a value does; editors get its shape from $defs
@@ -132,11 +132,15 @@ def cmd_check(args) -> int:
         _print_spaces(loaded)
         print(f"{loaded.file}: valid spec '{loaded.spec.name}'")
         return 0
-    from framework.train.run import build_and_compile, model_summary, setup_backend
+    from framework.train.prepare import build_and_compile, model_summary, setup_backend
 
     with _in_spec_file(loaded.file):
         setup_backend(loaded.spec)
-        model = build_and_compile(loaded.spec, None, steps_per_epoch=1).model
+        built = build_and_compile(loaded.spec, None, steps_per_epoch=1)
+        model = built.model
+        from framework.train.targets import check_outputs_fit_source
+
+        check_outputs_fit_source(model, loaded.spec, built.one_hot)  # where the source's classes are known
         from framework.train.callbacks import spec_callbacks
 
         spec_callbacks(loaded.spec)  # their names and arguments
@@ -155,11 +159,11 @@ def _print_spaces(loaded) -> None:
 
 def cmd_tune(args) -> int:
     from framework.spec import load_spec
-    from framework.tune.search import run_search
+    from framework.tuning.search import run_search
 
     loaded = load_spec(args.spec, args.overrides)
     _print_spaces(loaded)
-    if loaded.spec.privacy is not None:
+    if loaded.spec.dp is not None:
         print("warning: tuning a private spec spends privacy that the epsilon of each run does not count: every "
               "trial looks at the same data. Tune on public or held-out data, or account for the search.", file=sys.stderr)
     with _in_spec_file(loaded.file):
@@ -355,7 +359,33 @@ COMMANDS = {
 }
 
 
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """The framework's own warnings print as ``warning: MESSAGE``, without Python's file and line."""
+    import warnings
+
+    from framework.errors import FrameworkWarning
+
+    original = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, FrameworkWarning):
+            return f"warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
 def main(argv: list[str] | None = None) -> int:
+    with _warnings_as_lines():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     args = build_parser().parse_args(argv)

@@ -73,3 +73,14 @@ class RunError(FrameworkError):
     """A run folder or reports folder cannot be used."""
 
     kind = "run error"
+
+
+class FrameworkWarning(UserWarning):
+    """Something allowed that is probably a mistake; the CLI prints it as one line, ``warning: PATH: MESSAGE``."""
+
+
+def warn(message: str, *, path: str | None = None) -> None:
+    """Issue a :class:`FrameworkWarning` (tests can catch it with ``pytest.warns``)."""
+    import warnings
+
+    warnings.warn(FrameworkWarning(f"{path}: {message}" if path else message), stacklevel=2)

@@ -8,9 +8,16 @@ Built-ins register exactly as plugins do::
     class TemperedSigmoid(keras.layers.Layer): ...
 
 Kinds: layer, augmentation, data_source, loss, metric, callback, optimizer,
-lr_schedule. Large built-in families (all of ``keras.layers``) are added by
-*providers*: functions that run the first time a kind is looked up, so that
-importing the registry never imports TensorFlow.
+lr_schedule. Each kind checks what it is given (a layer must be a Keras
+``Layer`` subclass, a data source a ``DataSource`` subclass, ...). Large
+built-in families (all of ``keras.layers``) are added by *providers*:
+functions that run the first time a kind is looked up, so that importing the
+registry never imports TensorFlow. Every built-in provider is added at the
+bottom of this file.
+
+Registrations made by the framework's own modules (``framework.*``) are
+built-ins whoever imports them first; they never run providers or load entry
+points, so importing a built-in module can't re-enter the registry half-way.
 """
 
 from __future__ import annotations
@@ -61,6 +68,66 @@ class NameClash(SpecError):
     pass
 
 
+class WrongKind(SpecError, TypeError):
+    """An object registered under a kind it can't serve (e.g. a function as a layer)."""
+
+
+# What each kind accepts: (what to tell the author, module the base class lives in, its names).
+# Checked by walking the object's MRO by name, so that the check imports nothing (no Keras, no cycle).
+_EXPECTED: dict[str, tuple[str, str, frozenset[str]]] = {
+    "layer": ("a subclass of keras.layers.Layer", "keras", frozenset({"Layer"})),
+    "augmentation": ("a subclass of keras.layers.Layer", "keras", frozenset({"Layer"})),
+    "data_source": ("a subclass of framework.data.sources.DataSource", "framework.data.sources", frozenset({"DataSource"})),
+    "callback": ("a subclass of keras.callbacks.Callback", "keras", frozenset({"Callback"})),
+    "optimizer": ("a subclass of keras.optimizers.Optimizer", "keras", frozenset({"Optimizer", "BaseOptimizer"})),
+    "lr_schedule": (
+        "a subclass of keras.optimizers.schedules.LearningRateSchedule",
+        "keras",
+        frozenset({"LearningRateSchedule"}),
+    ),
+    "loss": ("a function or a subclass of keras.losses.Loss", "keras", frozenset({"Loss"})),
+    "metric": ("a function or a subclass of keras.metrics.Metric", "keras", frozenset({"Metric"})),
+}
+# Kinds that also take a plain function (anything callable that is not a class).
+_CALLABLE_KINDS = {"loss", "metric"}
+
+
+def _in_module(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _has_base(cls: type, package: str, names: frozenset[str]) -> bool:
+    return any(
+        base.__name__ in names and _in_module(getattr(base, "__module__", "") or "", package)
+        for base in getattr(cls, "__mro__", ())
+    )
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, type):
+        return f"the class {obj.__module__}.{obj.__qualname__}"
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"the function {getattr(obj, '__module__', None) or '?'}.{obj.__qualname__}"
+    return f"{obj!r:.60} (an instance of {type(obj).__module__}.{type(obj).__qualname__})"
+
+
+def check_accepts(kind: str, name: str, obj: Any, source: str = BUILTIN) -> None:
+    """Raise WrongKind unless ``obj`` is what ``kind`` takes."""
+    expected, package, bases = _EXPECTED[kind]
+    if isinstance(obj, type):
+        if _has_base(obj, package, bases):
+            return
+    elif kind in _CALLABLE_KINDS and callable(obj):
+        return
+    by = "" if source == BUILTIN else f" (registered by {source})"
+    hint = "; register the class, not an instance" if _has_base(type(obj), package, bases) else ""
+    raise WrongKind(f"{kind} '{name}'{by} must be {expected}; got {_describe(obj)}{hint}")
+
+
+def _is_framework_module(module: str) -> bool:
+    return _in_module(module, "framework")
+
+
 class Registry:
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
@@ -76,8 +143,16 @@ class Registry:
 
     def add(self, kind: str, name: str, obj: Any, source: str | None = None) -> Any:
         self._check_kind(kind)
-        source = source or self.current_source
-        self._run_providers(kind)
+        if source is None:
+            # the framework's own modules are built-ins even when a plugin's import is what first imports them
+            module = getattr(obj, "__module__", None) or ""
+            source = BUILTIN if _is_framework_module(module) else self.current_source
+        check_accepts(kind, name, obj, source)
+        if source != BUILTIN:
+            # a plugin's name must not clash with a built-in: bring the built-ins in first. Built-ins don't do
+            # this: they register while their module imports, and running providers then would import other
+            # modules (and load entry points) in the middle of that import.
+            self._run_providers(kind)
         existing = self._entries[kind].get(name)
         if existing is not None and existing.obj is not obj:
             raise NameClash(
@@ -118,7 +193,13 @@ class Registry:
         providers, self._providers[kind] = self._providers[kind], []
         for provider in providers:
             for name, obj in provider().items():
-                self._entries[kind].setdefault(name, Entry(name, obj, BUILTIN))
+                existing = self._entries[kind].setdefault(name, Entry(name, obj, BUILTIN))
+                if existing.obj is not obj:
+                    raise NameClash(
+                        f"{kind} '{name}' is registered twice: by {existing.source} "
+                        f"({_describe(existing.obj)}) and by a built-in provider ({_describe(obj)}); "
+                        "rename one of them"
+                    )
 
     def entries(self, kind: str) -> dict[str, Entry]:
         self._check_kind(kind)
@@ -187,6 +268,13 @@ def _keras_callables(module_name: str) -> dict[str, Any]:
     }
 
 
+def _keras_augmentations() -> dict[str, Any]:
+    # framework.build.augment knows which Keras layers are augmentations (and imports Keras)
+    from framework.build.augment import keras_augmentations as augmentations
+
+    return augmentations()
+
+
 def _import_builtins(*modules: str) -> Callable[[], dict[str, Any]]:
     """A provider that imports modules whose decorators register built-ins."""
 
@@ -210,4 +298,5 @@ registry.add_provider("loss", lambda: _keras_callables("keras.losses"))
 registry.add_provider("metric", lambda: _keras_callables("keras.metrics"))
 registry.add_provider("callback", lambda: _keras_classes("keras.callbacks", "keras.callbacks.Callback"))
 registry.add_provider("layer", _import_builtins("framework.build.blocks"))
+registry.add_provider("augmentation", _keras_augmentations)
 registry.add_provider("data_source", _import_builtins("framework.data.sources", "framework.data.generated"))

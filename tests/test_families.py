@@ -49,7 +49,7 @@ def _words(texts) -> set[str]:
 
 def test_text_vocabulary_comes_from_the_training_split_only(tmp_path):
     from framework.data import load_splits
-    from framework.train.run import build_and_compile, setup_backend
+    from framework.train.prepare import build_and_compile, setup_backend
 
     spec_path = copy_with_data(tmp_path, "movie_transformer.toml")
     spec = load_spec(spec_path).spec

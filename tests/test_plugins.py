@@ -56,9 +56,10 @@ def test_a_name_clash_names_both_sources(tmp_path):
 
     for n in (1, 2):
         (tmp_path / f"p{n}.py").write_text(textwrap.dedent("""
+            from framework.data.sources import DataSource
             from framework.registry import registry
             @registry.register("data_source", "twice")
-            class Twice:
+            class Twice(DataSource):
                 pass
         """))
     load_plugin_file(tmp_path / "p1.py")
@@ -84,10 +85,12 @@ def test_missing_plugin_file_is_a_spec_error(cli, write_spec):
 
 
 def test_unknown_names_suggest_plugin_names(tmp_path):
-    reg = Registry()
-    reg.add("layer", "TemperedSigmoid", object(), source="plugin x.py")
+    from framework.data.sources import DataSource
+
+    reg = Registry()  # a data source: a plugin layer class would also be registered with Keras's serialization
+    reg.add("data_source", "TemperedSigmoid", type("TemperedSigmoid", (DataSource,), {}), source="plugin x.py")
     with pytest.raises(SpecError, match="did you mean 'TemperedSigmoid'"):
-        reg.get("layer", "TemperedSigmoind")
+        reg.get("data_source", "TemperedSigmoind")
 
 
 def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
@@ -96,7 +99,8 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
     import framework.plugins as plugins
 
     (tmp_path / "ep_plugin.py").write_text(
-        "from framework.registry import registry\n@registry.register('data_source', 'from_ep')\nclass FromEp:\n    pass\n"
+        "from framework.data.sources import DataSource\nfrom framework.registry import registry\n"
+        "@registry.register('data_source', 'from_ep')\nclass FromEp(DataSource):\n    pass\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = metadata.EntryPoint(name="demo", value="ep_plugin", group=plugins.ENTRY_POINT_GROUP)

@@ -15,12 +15,18 @@ PRIVACY = {"l2_norm_clip": 1.0, "noise_multiplier": 1.0}
 
 
 def dp_model(tmp_path, privacy=PRIVACY, optimizer=None, shape=(64,), **sections):
-    from framework.train.run import build_and_compile, setup_backend
+    from framework.train.prepare import build_and_compile, setup_backend
 
+    silent = privacy.get("noise_multiplier") == 0.0  # specs refuse sigma = 0; the arithmetic tests need it
+    if silent:
+        privacy = {**privacy, "noise_multiplier": 1.0}
     spec = validate(tiny_spec(privacy=privacy, **({"train": {"optimizer": optimizer}} if optimizer else {}), **sections),
                     file="s", base_dir=tmp_path)
     setup_backend(spec)
-    return spec, build_and_compile(spec, shape, steps_per_epoch=10, train_examples=1000)
+    built = build_and_compile(spec, shape, steps_per_epoch=10, train_examples=1000)
+    if silent:
+        built.model.noise_multiplier = 0.0
+    return spec, built
 
 
 def naive_clipped_sum(model, x, y, weights, clip):
@@ -176,16 +182,19 @@ def test_max_epsilon_stops_training(cli, tmp_path, write_spec):
     assert code == 2 and "privacy.max_epsilon" in err
 
 
-def test_poisson_batches_have_the_expected_size_and_fixed_shape():
-    from framework.privacy.sampling import padded_size, poisson_dataset
+def test_poisson_batches_vary_in_size_with_few_padded_shapes():
+    import tensorflow as tf
+
+    from framework.privacy.sampling import bucket_size, poisson_dataset
 
     x = np.arange(2000, dtype="float32").reshape(1000, 2)
-    ds, _ = poisson_dataset(x, np.zeros(1000, "int64"), batch_size=50, seed=0, steps_per_epoch=40)
+    ds, _ = poisson_dataset(x, np.zeros(1000, "int64"), batch_size=50, seed_variable=tf.Variable(0, dtype=tf.int64),
+                            steps_per_epoch=40)
     sizes, shapes = [], set()
     for xb, yb, wb in ds:
         shapes.add(tuple(xb.shape))
         sizes.append(float(wb.numpy().sum()))
-    assert shapes == {(padded_size(50), 2)}
+    assert all(rows % bucket_size(50) == 0 for rows, _ in shapes) and len(shapes) < 15
     assert np.mean(sizes) == pytest.approx(50, rel=0.1) and np.std(sizes) > 2  # sizes vary, as Poisson's do
 
 

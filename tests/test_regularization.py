@@ -74,7 +74,7 @@ def test_label_smoothing_changes_the_loss_as_its_formula_says(tmp_path):
 
 def _prepared(tmp_path, write_spec, data):
     from framework.spec import load_spec
-    from framework.train.run import prepare
+    from framework.train.prepare import prepare
 
     return prepare(load_spec(write_spec(data)))
 

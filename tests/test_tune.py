@@ -154,7 +154,7 @@ def test_failing_trials_end_in_a_message_not_a_traceback(cli, tmp_path, write_sp
 def test_latest_run_references_are_pinned_for_every_trial(tmp_path, write_spec):
     """Trials are new processes: they get the run folder 'latest:NAME' meant when the search started."""
     from framework.spec import load_spec
-    from framework.tune.search import _pin_run_references
+    from framework.tuning.search import _pin_run_references
 
     reports = tmp_path / "reports"
     for stamp in ("20261128-100000-aaaaaa", "20261128-110000-bbbbbb"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework.compat import inbound_nodes
 from framework.errors import SpecError
 
 
@@ -15,7 +16,7 @@ def _layers_on_inputs(model) -> list[tuple[Any, str]]:
     by_tensor = {id(t): t.name for t in model.inputs}  # a keras.Input's tensor carries the input's name
     found = []
     for layer in model.layers:
-        for node in getattr(layer, "_inbound_nodes", []):
+        for node in inbound_nodes(layer):
             for tensor in node.input_tensors:
                 if id(tensor) in by_tensor:
                     found.append((layer, by_tensor[id(tensor)]))

@@ -21,12 +21,12 @@ from framework.spec.schema import Spec
 MIXERS = {"MixUp", "CutMix"}
 
 
-def _keras_augmentations() -> dict[str, Any]:
+def keras_augmentations() -> dict[str, Any]:
     import keras
-    from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
-        BaseImagePreprocessingLayer,
-    )
 
+    from framework.compat import image_preprocessing_base
+
+    BaseImagePreprocessingLayer = image_preprocessing_base()
     found = {
         name: obj
         for name in dir(keras.layers)
@@ -34,18 +34,13 @@ def _keras_augmentations() -> dict[str, Any]:
     }
     for name in ("GaussianNoise", "GaussianDropout"):
         found[name] = getattr(keras.layers, name)
-    return found
-
-
-registry.add_provider("augmentation", _keras_augmentations)
+    return found  # framework/registry.py adds this as the augmentation kind's provider
 
 
 def is_image_step(cls: type) -> bool:
-    from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
-        BaseImagePreprocessingLayer,
-    )
+    from framework.compat import image_preprocessing_base
 
-    return issubclass(cls, BaseImagePreprocessingLayer)
+    return issubclass(cls, image_preprocessing_base())
 
 
 @dataclass

@@ -62,7 +62,19 @@ def make_layer(type_name: str, kwargs: dict[str, Any], path: str):
         else value
         for key, value in kwargs.items()
     }
-    return instantiate(cls, type_name, kwargs, path)
+    return instantiate(cls, type_name, _text_kwargs(cls, kwargs), path)
+
+
+def _text_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """TextVectorization standardizes with the framework's line-break-safe form of its ``standardize``
+    (see framework.build.blocks.text), so that every vocabulary token saves and loads as one line."""
+    import keras
+
+    if not (isinstance(cls, type) and issubclass(cls, keras.layers.TextVectorization)):
+        return kwargs
+    from framework.build.blocks.text import one_line_standardizer
+
+    return {**kwargs, "standardize": one_line_standardizer(kwargs.get("standardize", "lower_and_strip_punctuation"))}
 
 
 def call_layer(layer, inputs: list, type_name: str, path: str):

@@ -109,7 +109,7 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
                 if spec.train.mixed_precision and is_output:
                     kwargs.setdefault("dtype", "float32")  # keep outputs and their loss in float32
                 split_activation = None
-                if spec.privacy is not None and layer_spec.type in SPLIT_FOR_PRIVACY:
+                if spec.dp is not None and layer_spec.type in SPLIT_FOR_PRIVACY:
                     # DP-SGD's ghost clipping needs the layer's pre-activation output as a tensor of its own
                     split_activation = kwargs.pop("activation", None)
                 layer, type_name = make_layer(layer_spec.type, kwargs, path), layer_spec.type

@@ -9,7 +9,7 @@ training batches only.
 from __future__ import annotations
 
 
-def _epoch_callback(epoch_variable):
+def epoch_callback(epoch_variable):
     import keras
 
     class EpochShuffle(keras.callbacks.Callback):
@@ -21,8 +21,11 @@ def _epoch_callback(epoch_variable):
     return EpochShuffle()
 
 
-def training_dataset(x, y, *, batch_size: int, data_spec, seed: int, augment=None):
-    """Returns (dataset, callback): the callback must be passed to fit() so each epoch draws its own order."""
+def training_dataset(x, y, *, batch_size: int, data_spec, seed, augment=None):
+    """Returns (dataset, callback): the callback must be passed to fit() so each epoch draws its own order.
+
+    ``seed``: an int, or an int64 tf.Variable (DP runs keep their batch order secret and in the checkpoint).
+    """
     import tensorflow as tf
 
     count = len(next(iter(y.values()))) if isinstance(y, dict) else len(y)
@@ -32,7 +35,7 @@ def training_dataset(x, y, *, batch_size: int, data_spec, seed: int, augment=Non
     def order(_):
         if not data_spec.shuffle:
             return tf.data.Dataset.range(count)
-        keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
 
     ds = tf.data.Dataset.from_tensors(0).flat_map(order).batch(batch_size)
@@ -43,7 +46,7 @@ def training_dataset(x, y, *, batch_size: int, data_spec, seed: int, augment=Non
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if data_spec.prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
-    return ds, _epoch_callback(epoch)
+    return ds, epoch_callback(epoch)
 
 
 def evaluation_dataset(x, y, *, batch_size: int, data_spec):

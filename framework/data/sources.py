@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from framework.errors import DataError, did_you_mean
+from framework.errors import DataError, did_you_mean, warn
 from framework.registry import registry
 
 
@@ -75,6 +75,10 @@ class DataSource:
         """Shape of one example, if known without loading the data."""
         return None
 
+    def known_classes(self) -> int | None:
+        """Number of classes of the labels (ids 0..n-1), if known without loading the data (``check`` uses it)."""
+        return None
+
     def load(self) -> RawData:
         raise NotImplementedError
 
@@ -114,6 +118,7 @@ def open_source(data_spec: Any) -> DataSource:
 # --- built-in sources --------------------------------------------------------------------
 
 _SKLEARN = {"digits": (64,), "iris": (4,), "wine": (13,), "breast_cancer": (30,)}
+_SKLEARN_CLASSES = {"digits": 10, "iris": 3, "wine": 3, "breast_cancer": 2}
 
 
 @registry.register("data_source", "sklearn")
@@ -124,6 +129,9 @@ class SklearnSource(DataSource):
 
     def feature_shape(self):
         return _SKLEARN[self.arg]
+
+    def known_classes(self):
+        return _SKLEARN_CLASSES[self.arg]
 
     def load(self) -> RawData:
         import sklearn.datasets
@@ -154,10 +162,12 @@ class CsvSource(DataSource):
     def _read(self):
         import pandas as pd
 
+        check_csv_rows(self.arg)  # carriage returns inside fields
         try:
             frame = pd.read_csv(self.arg)
         except Exception as exc:  # pandas raises many kinds for unreadable files
-            raise DataError(f"cannot read CSV {self.arg}: {exc}", path="data.source") from None
+            raise DataError(f"cannot read CSV {self.arg}: {csv_error_message(exc)}", path="data.source") from None
+        check_csv_rows(self.arg, frame)  # rows with fewer fields than the header
         if frame.empty:
             raise DataError(f"CSV {self.arg} has no rows", path="data.source")
         return frame
@@ -194,6 +204,10 @@ class CsvSource(DataSource):
                 if len(features) != 1:
                     raise DataError(f"a sequence task reads one source column, got {features}", path="data.features")
                 column = self._column(frame, features[0], "data.features")
+            missing = int(column.isna().sum())
+            if missing:
+                warn(f"{missing} of {len(column)} rows have no text in column '{column.name}'; they are read as empty "
+                     f"texts (first at data rows {_row_numbers(column.isna())})", path="data.text" if spec.text else "data.features")
             x = column.fillna("").astype(str).to_numpy(dtype=object)
             features = [column.name]
         else:
@@ -212,7 +226,11 @@ class CsvSource(DataSource):
             return RawData(x, np.zeros(len(x), "int64"), table=frame, info=info)
         y_col = self._column(frame, spec.label, "data.label")
         if y_col.isna().any():
-            raise DataError(f"label column '{spec.label}' has missing values", path="data.label")
+            missing = int(y_col.isna().sum())
+            raise DataError(
+                f"label column '{spec.label}' has {missing} missing values in {len(y_col)} rows (data rows "
+                f"{_row_numbers(y_col.isna())}); fill them in or drop those rows", path="data.label",
+            )
         class_names = None
         if spec.sequence:
             y = y_col.astype(str).to_numpy(dtype=object)
@@ -223,25 +241,147 @@ class CsvSource(DataSource):
         elif pd.api.types.is_numeric_dtype(y_col):
             y = y_col.to_numpy()
             y = y.astype("int64") if pd.api.types.is_integer_dtype(y_col) else y.astype("float32")
-        else:
-            codes, uniques = pd.factorize(y_col, sort=True)
-            y, class_names = codes.astype("int64"), [str(u) for u in uniques]
+        else:  # class names: load_splits turns them into class ids, as it does an NPZ's
+            y = y_col.astype(str).to_numpy(dtype=object)
         return RawData(x, y, class_names=class_names, table=frame, info=info)
 
 
+def _row_numbers(mask, shown: int = 5) -> str:
+    """'3, 7, 12, ...': 1-based data row numbers (the header not counted) where ``mask`` is true."""
+    rows = [str(i + 1) for i in np.flatnonzero(np.asarray(mask))[: shown + 1]]
+    return ", ".join(rows[:shown]) + (", ..." if len(rows) > shown else "")
+
+
+def csv_error_message(exc: Exception) -> str:
+    """pandas' parser error, said in terms of the file's lines."""
+    import re
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if found:
+        expected, line, saw = found.groups()
+        return (f"line {line} has {saw} fields where the rows before it have {expected}; a value that contains a "
+                f'comma must be quoted ("a, b"), or that row has a value too many')
+    return text
+
+
+def _csv_bytes(path: str) -> bytes | None:
+    """The file's bytes, decompressed as pandas would; None when it cannot be read here (pandas then reports it)."""
+    import bz2
+    import gzip
+    import lzma
+
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    suffix = Path(path).suffix.lower()
+    if suffix in (".zip", ".zst", ".tar"):
+        return None
+    try:
+        with openers.get(suffix, open)(path, "rb") as handle:
+            return handle.read()
+    except (OSError, EOFError, lzma.LZMAError):
+        return None
+
+
+def _header_names(data: bytes) -> list[str]:
+    import csv
+    import io
+
+    first = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+    return next(csv.reader(io.StringIO(first)), [])
+
+
+def _bare_carriage_return(data: bytes) -> tuple[int, int] | None:
+    """(line, field index) of the first carriage return outside quotes that does not end a line, in a file whose
+    lines end in \\n (or \\r\\n). pandas takes such a \\r for the end of a row, so the rows around it fall apart."""
+    import re
+
+    if b"\n" not in data or re.search(rb"\r(?!\n)", data) is None:
+        return None  # no bare \r, or an old Mac file whose every line ends in \r
+    quoted, field, field_start, line = False, 0, 0, 1
+    for match in re.finditer(rb'"|\r\n|\n|\r|,', data):
+        token, at = match.group(), match.start()
+        if token == b'"':
+            if quoted:
+                if data[at + 1 : at + 2] != b'"':
+                    quoted = False
+            elif at == field_start:
+                quoted = True
+        elif quoted:
+            if token != b"\r":
+                line += token.count(b"\n")
+        elif token == b",":
+            field, field_start = field + 1, match.end()
+        elif token == b"\r":
+            return line, field
+        else:
+            line, field, field_start = line + 1, 0, match.end()
+    return None
+
+
+def check_csv_rows(path: str, frame=None) -> None:
+    """DataError, naming the line, for what pandas would misread silently: a bare carriage return inside a field
+    (one row read as several) and rows with fewer fields than the header (filled with missing values).
+
+    With ``frame`` (what pandas read), the rows are counted only when its last column has missing values,
+    as short rows leave there; call it once before reading (carriage returns) and once after (short rows).
+    """
+    import csv
+    import io
+
+    if frame is not None and (frame.shape[1] == 0 or not frame.iloc[:, -1].isna().any()):
+        return
+    data = _csv_bytes(path)
+    if not data:
+        return
+    found = _bare_carriage_return(data) if frame is None else None
+    if found is not None:
+        line, field = found
+        header = _header_names(data)
+        column = f"column '{header[field]}'" if field < len(header) else f"field {field + 1}"
+        raise DataError(
+            f"line {line} of {path} has a carriage return (\\r) inside {column}, outside quotes; CSV readers take it "
+            "for the end of a row, so that row would be split into broken rows. Replace the \\r characters that are "
+            "not followed by \\n with spaces, or quote the field",
+            path="data.source",
+        )
+    if frame is None:
+        return
+    text = data.decode("utf-8", "replace")
+    try:
+        reader = csv.reader(io.StringIO(text, newline=None))
+        header = next(reader, [])
+        for row in reader:
+            if any(field.strip() for field in row) and len(row) < len(header):
+                raise DataError(
+                    f"line {reader.line_num} of {path} has {len(row)} fields, but the header has {len(header)} "
+                    f"({', '.join(header)}); a value is missing (write an empty field between commas: 'a,,c') or a "
+                    "line break splits the row (quote values that contain line breaks)",
+                    path="data.source",
+                )
+    except csv.Error:
+        return  # pandas reads what the csv module cannot; it reports real problems itself
+
+
 def _npz_header_shape(path: str, key: str) -> tuple[int, ...] | None:
+    """The shape of ``key`` in an .npz, read from its .npy header without loading the array."""
+    fmt = np.lib.format
     try:
         with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
-            version = np.lib.format.read_magic(handle)
-            shape, _, _ = np.lib.format._read_array_header(handle, version)
-            return tuple(shape)
-    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+            major, _ = fmt.read_magic(handle)
+            # headers 2.0 and 3.0 differ only in the header's text encoding (3.0: UTF-8 field names)
+            read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, _ = read_header(handle)
+            return tuple(int(d) for d in shape)
+    except (KeyError, OSError, ValueError, SyntaxError, UnicodeDecodeError, zipfile.BadZipFile):
         return None
 
 
 @registry.register("data_source", "npz")
 class NpzSource(DataSource):
-    """A NumPy .npz with ``x_train, y_train, x_test, y_test`` (keras.datasets layout) or ``x, y``."""
+    """A NumPy .npz with ``x_train, y_train, x_test, y_test`` (keras.datasets layout) or ``x, y``.
+
+    Labels may be class ids or class names (a string array); names become ids in ``load_splits``.
+    """
 
     takes_path = True
 
@@ -253,6 +393,14 @@ class NpzSource(DataSource):
         try:
             with np.load(self.arg, allow_pickle=False) as archive:
                 arrays = {k: archive[k] for k in archive.files}
+        except ValueError as exc:
+            if "Object arrays cannot be loaded" in str(exc):
+                raise DataError(
+                    f"{self.arg} holds Python objects (pickled arrays), which are not loaded because unpickling can run "
+                    "code; save labels and texts as string arrays instead, e.g. np.savez(..., y=np.asarray(y, dtype=str))",
+                    path="data.source",
+                ) from None
+            raise DataError(f"cannot read NPZ {self.arg}: {exc}", path="data.source") from None
         except Exception as exc:
             raise DataError(f"cannot read NPZ {self.arg}: {exc}", path="data.source") from None
         if {"x_train", "y_train"} <= arrays.keys():
@@ -274,6 +422,7 @@ _KERAS = {
     "boston_housing": (13,),
     "california_housing": (8,),
 }
+_KERAS_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "imdb": 2, "reuters": 46}
 
 
 @registry.register("data_source", "keras")
@@ -284,6 +433,9 @@ class KerasSource(DataSource):
 
     def feature_shape(self):
         return _KERAS[self.arg]
+
+    def known_classes(self):
+        return _KERAS_CLASSES.get(self.arg)  # None for the housing prices (regression)
 
     def load(self) -> RawData:
         import os

@@ -132,9 +132,96 @@ def _json_ready(stats: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in stats.items()}
 
 
+def _is_text(y) -> bool:
+    return isinstance(y, np.ndarray) and y.dtype.kind in "OUS"
+
+
+def _names_list(values, shown: int = 5) -> str:
+    values = [str(v) for v in values]
+    return ", ".join(repr(v) for v in values[:shown]) + (f", ... ({len(values)} in all)" if len(values) > shown else "")
+
+
+def _class_ids(raw: RawData, data_spec) -> RawData:
+    """Class names as labels (a CSV's or an NPZ's strings) -> class ids and ``class_names``; ``data.class_names``
+    names integer labels (or orders string ones). Then a warning if the labels look like something else."""
+    given = list(data_spec.class_names) if getattr(data_spec, "class_names", None) else None
+    y, y_test, names = raw.y, raw.y_test, raw.class_names
+    if _is_text(y) and y.ndim != 1:
+        raise DataError(f"the labels are strings of shape {y.shape}; give one class name per example", path="data.label")
+    if _is_text(y_test) and not _is_text(y):
+        raise DataError(f"the test labels are names, but the training labels are {y.dtype}", path="data.label")
+    if _is_text(y):
+        if y_test is not None and not _is_text(y_test):
+            raise DataError(f"the training labels are names, but the test labels are {y_test.dtype}", path="data.label")
+        y = y.astype(str)
+        if given is not None:
+            unknown = sorted(set(np.unique(y)) - set(given))
+            if unknown:
+                raise SpecError(
+                    f"the labels {_names_list(unknown)} are not among the {len(given)} names of data.class_names",
+                    path="data.class_names",
+                )
+            names = given
+        else:
+            names = [str(n) for n in np.unique(y)]  # sorted
+        index = {name: i for i, name in enumerate(names)}
+        y = np.array([index[v] for v in y], dtype="int64")
+        if y_test is not None:
+            y_test = y_test.astype(str)
+            unseen = sorted(set(np.unique(y_test)) - set(index))
+            if unseen:
+                raise DataError(
+                    f"the test labels {_names_list(unseen)} never occur in the training labels (classes: "
+                    f"{_names_list(names, 10)}); a model cannot learn a class it never sees", path="data.label",
+                )
+            y_test = np.array([index[v] for v in y_test], dtype="int64")
+    elif given is not None:
+        if not _is_class_labels(y) or (y_test is not None and not _is_class_labels(y_test)):
+            raise SpecError(
+                f"names classes, but the labels are {y.dtype} values of shape {tuple(y.shape[1:]) or 'scalar'}, not class ids",
+                path="data.class_names",
+            )
+        labels = y if y_test is None else np.concatenate([y, y_test])
+        if labels.min() < 0:
+            raise DataError(f"class ids must be 0 or more; the labels include {labels.min()}", path="data.label")
+        found = len(names) if names else int(labels.max()) + 1
+        if len(given) < found or (names and len(given) != len(names)):
+            raise SpecError(
+                f"has {len(given)} names, but the data has {found} classes"
+                + (f" (the source names them {_names_list(names, 10)})" if names else f" (class ids 0..{found - 1})"),
+                path="data.class_names",
+            )
+        names = given
+    _warn_about_labels(y, y_test)
+    return RawData(raw.x, y, raw.x_test, y_test, names, raw.info, raw.table, raw.table_test)
+
+
+def _warn_about_labels(y, y_test) -> None:
+    """Most classes with a single example: the label column is probably IDs, free text, or rows that fell apart."""
+    from framework.errors import warn
+
+    if not _is_class_labels(y):
+        return
+    labels = y if y_test is None or not _is_class_labels(y_test) else np.concatenate([y, y_test])
+    _, counts = np.unique(labels, return_counts=True)
+    singles = int((counts == 1).sum())
+    if len(counts) > 2 and singles > len(counts) / 2:
+        warn(
+            f"{singles:,} of the {len(counts):,} classes have a single example ({len(labels):,} examples in all); "
+            "a classifier cannot learn such classes. Is this the right label column, and does the file read as "
+            "intended? (For numbers to predict, give float values and a regression loss such as 'mse'.)",
+            path="data.label",
+        )
+
+
 def load_splits(data_spec, seed: int) -> Splits:
     """Load ``data_spec.source`` and return its splits. Everything fitted (scaling, vocabularies) sees train only."""
     raw: RawData = open_source(data_spec).load()
+    if data_spec.targets is None and data_spec.sequence is None and data_spec.window is None:
+        raw = _class_ids(raw, data_spec)
+    elif getattr(data_spec, "class_names", None):
+        kind = next(k for k in ("targets", "sequence", "window") if getattr(data_spec, k) is not None)
+        raise SpecError(f"names the classes of data.label, which data.{kind} does not use", path="data.class_names")
     if data_spec.window is not None:
         return _window_splits(raw, data_spec)
     textual = data_spec.text is not None or data_spec.sequence is not None

@@ -39,7 +39,10 @@ def membership_audit(model, x_members, y_members, x_outside, y_outside, max_exam
         per_example_losses(model, x_outside[outside], y_outside[outside]),
     ])
     is_member = np.concatenate([np.ones(n), np.zeros(n)])
-    score = -np.nan_to_num(losses, nan=np.inf, posinf=1e30)
+    if not np.isfinite(losses).any():
+        return {"audit_auc": None, "audit_advantage": None, "audit_examples": int(2 * n),
+                "audit_note": "no example has a finite loss (the model's outputs are NaN or infinite): nothing to audit"}
+    score = -np.nan_to_num(losses, nan=1e30, posinf=1e30, neginf=-1e30)  # a non-finite loss ranks as the largest
     fpr, tpr, _ = roc_curve(is_member, score)
     return {"audit_auc": float(roc_auc_score(is_member, score)), "audit_advantage": float(np.max(tpr - fpr)),
             "audit_examples": int(2 * n)}

@@ -3,6 +3,7 @@ and the callback that writes epsilon into every epoch's history and enforces ``m
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from framework.privacy import accounting
@@ -47,13 +48,16 @@ class PrivacyPlan:
         }
         if self.sampling == "shuffle":
             out["epsilon_note"] = SHUFFLE_NOTE
+        if not math.isfinite(out["epsilon"]):
+            out["epsilon"] = None  # JSON has no infinity
+            out["epsilon_note"] = "no finite epsilon bounds this run"
         return out
 
 
-def plan_privacy(spec: Spec, train_examples: int) -> PrivacyPlan:
-    privacy = spec.privacy
+def plan_privacy(spec: Spec, train_examples: int, steps_per_epoch: int) -> PrivacyPlan:
+    """The plan for ``train_examples`` private examples and the pipeline's ``steps_per_epoch`` (one count, the engine's)."""
+    privacy = spec.dp
     batch = spec.train.batch_size
-    steps_per_epoch = max(1, round(train_examples / batch))
     rate = min(1.0, batch / train_examples)
     planned = steps_per_epoch * spec.train.epochs
     delta = privacy.delta if privacy.delta is not None else accounting.default_delta(train_examples)
@@ -81,16 +85,17 @@ def plan_privacy(spec: Spec, train_examples: int) -> PrivacyPlan:
 
 
 def epsilon_callback(plan: PrivacyPlan, max_epsilon: float | None):
+    """Logs the epsilon spent so far, from the optimizer's count of the updates actually applied; stops
+    before the next epoch would pass ``max_epsilon``."""
     import keras
 
     class Epsilon(keras.callbacks.Callback):
-        """Logs the epsilon spent so far; stops before the next epoch would pass max_epsilon."""
-
         def on_epoch_end(self, epoch, logs=None):
-            spent = plan.epsilon_after((epoch + 1) * plan.steps_per_epoch)
+            steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            spent = plan.epsilon_after(steps)
             if logs is not None:
                 logs["epsilon"] = spent
-            if max_epsilon is not None and plan.epsilon_after((epoch + 2) * plan.steps_per_epoch) > max_epsilon:
+            if max_epsilon is not None and plan.epsilon_after(steps + plan.steps_per_epoch) > max_epsilon:
                 self.model.stop_training = True
 
     return Epsilon()

@@ -1,41 +1,49 @@
-"""Poisson-sampled training batches of fixed size: each example joins each step's batch with
-probability q = batch_size / N; batches are padded to one size (weight 0 on padding) so XLA
-compiles once. The draw depends only on (seed, epoch, step), so resumed runs see the same batches.
+"""Poisson-sampled training batches: each example joins each step's batch with probability
+q = batch_size / N, independently, as the accounting assumes.
+
+A draw is never cut short: its size varies from step to step, and a batch is padded only up to the next
+multiple of a small bucket (weight 0 on padding rows), so the few shapes that occur compile once each and
+padding wastes at most ``bucket - 1`` rows. The draw depends only on (sampling seed, step), so a resumed run
+sees the batches the uninterrupted run would have; the sampling seed is secret (see randomness.py) and is
+a variable, so the checkpoint carries it.
 """
 
 from __future__ import annotations
 
-import math
+
+def bucket_size(batch_size: int) -> int:
+    """Rows a batch is padded up to a multiple of: a few shapes, little padding."""
+    return max(1, min(8, batch_size // 8))
 
 
-def padded_size(batch_size: int) -> int:
-    """Six standard deviations above the expected size: a larger draw is truncated (p < 1e-8)."""
-    return batch_size + math.ceil(6 * math.sqrt(batch_size)) + 1
+def poisson_dataset(x, y, *, batch_size: int, seed_variable, steps_per_epoch: int, augment=None, prefetch: bool = True):
+    """Returns (dataset of (x, y, weight) batches, callback to pass to fit).
 
-
-def poisson_dataset(x, y, *, batch_size: int, seed: int, steps_per_epoch: int, augment=None, prefetch: bool = True):
-    """Returns (dataset of (x, y, weight) batches, callback to pass to fit)."""
+    ``seed_variable``: an int64 tf.Variable holding the sampling seed.
+    """
     import tensorflow as tf
 
-    from framework.data.pipeline import _epoch_callback
+    from framework.data.pipeline import epoch_callback
 
     count = len(y)
     rate = batch_size / count
-    size = padded_size(batch_size)
+    bucket = bucket_size(batch_size)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     features, targets = tf.constant(x), tf.constant(y)
 
     def batch(step):
-        draw = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), epoch * steps_per_epoch + step]))
-        chosen = tf.where(draw < rate)[:size, 0]
-        padding = size - tf.shape(chosen)[0]
+        draw = tf.random.stateless_uniform([count], seed=tf.stack([seed_variable, epoch * steps_per_epoch + step]))
+        chosen = tf.where(draw < rate)[:, 0]
+        drawn = tf.shape(chosen, out_type=tf.int64)[0]
+        size = tf.maximum(tf.constant(bucket, tf.int64), (drawn + bucket - 1) // bucket * bucket)
+        padding = size - drawn
         index = tf.pad(chosen, [[0, padding]])
         weight = tf.pad(tf.ones_like(chosen, dtype=tf.float32), [[0, padding]])
         return tf.gather(features, index), tf.gather(targets, index), weight
 
-    ds = tf.data.Dataset.range(steps_per_epoch).map(batch)
+    ds = tf.data.Dataset.range(steps_per_epoch).map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if augment is not None:
-        ds = ds.map(lambda xb, yb, wb: (*augment(xb, yb), wb), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda xb, yb, wb: (*augment(xb, yb), wb), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
-    return ds, _epoch_callback(epoch)
+    return ds, epoch_callback(epoch)

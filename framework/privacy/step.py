@@ -23,6 +23,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from framework.compat import inbound_nodes, loss_tracker
+
 
 class DPSGDModel(keras.Model):
     """A functional model whose ``train_step`` is DP-SGD; build with ``DPSGDModel(inputs, outputs)``."""
@@ -73,7 +75,19 @@ class DPSGDModel(keras.Model):
                 loss = self.per_example_loss(tf.expand_dims(yi, 0), prediction)
             return tape.gradient(loss, variables), prediction[0]
 
-        per_example, predictions = tf.vectorized_map(one_example, (x, y))
+        if self.clipping != "loop":
+            try:
+                per_example, predictions = tf.vectorized_map(one_example, (x, y))
+            except (TypeError, ValueError, NotImplementedError):
+                # TensorFlow cannot vectorize some ops (e.g. a GRU after LayerNormalization): one example at a
+                # time instead; slower, the same clipped sum
+                self.clipping = "loop"
+        if self.clipping == "loop":
+            per_example, predictions = tf.map_fn(
+                one_example, (x, y),
+                fn_output_signature=([tf.TensorSpec(v.shape, v.dtype) for v in variables],
+                                     tf.TensorSpec(self.outputs[0].shape[1:], self.outputs[0].dtype)),
+            )
         squared = [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), axis=1) for g in per_example]
         norms = tf.sqrt(tf.add_n(squared))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12)) * tf.cast(weights, norms.dtype)
@@ -100,7 +114,7 @@ class DPSGDModel(keras.Model):
             loss = self._batch_loss + (tf.add_n(self.losses) if self.losses else 0.0)
         else:
             loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=weights)
-        self._loss_tracker.update_state(loss, sample_weight=tf.reduce_sum(weights))  # what Keras's own step logs
+        loss_tracker(self).update_state(loss, sample_weight=tf.reduce_sum(weights))  # what Keras's own step logs
         return self.compute_metrics(x, y, predictions, sample_weight=weights)
 
 
@@ -108,7 +122,7 @@ def ghost_layers(model) -> list | None:
     """The trainable layers when ghost clipping covers all of them, else None."""
     trainable = [layer for layer in model.layers if layer.trainable_weights]
     for layer in trainable:
-        if len(getattr(layer, "_inbound_nodes", [])) != 1:
+        if len(inbound_nodes(layer)) != 1:
             return None  # shared layers: one input/output pair per call
         if getattr(layer, "activation", None) not in (None, keras.activations.linear):
             return None  # the tapped output must be the pre-activation

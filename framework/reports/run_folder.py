@@ -34,10 +34,37 @@ def _json_default(value: Any):
     return str(value)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``os.umask`` can only set it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # a round trip: another thread creating a file meanwhile may get 022
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """The mode ``open(path, "w")`` would leave: an existing file's own, else 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over the target."""
+    """Write to a temporary file in the same folder, then rename over the target.
+
+    The file gets the mode a plain ``open(path, "w")`` would give it (mkstemp's own is 0600)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -136,3 +163,52 @@ def load_run_model(folder: str | Path):
         message = str(exc).strip().splitlines()[0][:300]
         hint = f"; the run used the plugins {plugins}" if plugins else "; if it uses a plugin class, import that plugin first"
         raise RunError(f"cannot load {MODEL}: {message}{hint}", path=str(folder.path)) from None
+
+
+def verify_saved_model(folder: str | Path, model, sample_inputs, tolerance: float = 1e-5) -> float:
+    """Reload the run's model.keras the way ``predict`` does and compare its predictions with ``model``'s on
+    ``sample_inputs`` (a small batch: an array, or a dict of arrays for a model with several inputs).
+
+    Returns the largest absolute difference. Raises RunError when the file cannot be loaded (e.g. a layer's
+    saved state does not read back), cannot run on the inputs, or predicts differently by more than ``tolerance``.
+    """
+    import numpy as np
+
+    reloaded = load_run_model(folder)
+    where = str(Path(folder))
+    try:
+        expected = _prediction_arrays(model.predict(sample_inputs, verbose=0))
+        got = _prediction_arrays(reloaded.predict(sample_inputs, verbose=0))
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"the reloaded {MODEL} cannot predict on sample inputs: {message}", path=where) from None
+    if len(expected) != len(got) or any(e.shape != g.shape for e, g in zip(expected, got)):
+        raise RunError(
+            f"the reloaded {MODEL} gives outputs of shapes {[g.shape for g in got]}, the trained model "
+            f"{[e.shape for e in expected]}", path=where,
+        )
+    difference = 0.0
+    for e, g in zip(expected, got):
+        if e.size:
+            same_nan = np.isnan(e) & np.isnan(g)
+            gap = np.where(same_nan, 0.0, np.abs(e - g))
+            difference = max(difference, float(np.nanmax(np.where(np.isnan(gap), np.inf, gap))))
+    if not difference <= tolerance:
+        examples = len(expected[0]) if expected and expected[0].ndim else 1
+        raise RunError(
+            f"{MODEL} reloads, but its predictions on {examples} examples differ from the trained model's by up to "
+            f"{difference:.3g} (tolerance {tolerance:g}): some of its weights or state (e.g. a vocabulary) did not "
+            "save or load; the file is not safe to use", path=where,
+        )
+    return difference
+
+
+def _prediction_arrays(predictions) -> list:
+    """A model's predictions (an array, or a list or dict of arrays for several outputs) as float64 arrays."""
+    import numpy as np
+
+    if isinstance(predictions, dict):
+        predictions = [predictions[k] for k in sorted(predictions)]
+    elif not isinstance(predictions, (list, tuple)):
+        predictions = [predictions]
+    return [np.asarray(p, dtype="float64") for p in predictions]

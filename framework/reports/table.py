@@ -44,14 +44,28 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+TRIAL_RUNS = "trials"  # a tune folder's run folders, one per trial (tune/search.py)
+
+
+def _is_run(path: Path) -> bool:
+    return (path / rf.METRICS).exists() or (path / rf.RESOLVED).exists()
+
+
 def find_run_folders(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders named directly, or one level below the folders named."""
+    """Run folders named directly, or one level below the folders named; a tune folder brings its trials."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if (path / rf.METRICS).exists() or (path / rf.RESOLVED).exists():
-            found.append(path)
+        if _is_run(path):
+            candidates = [path]
         elif path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")))
+            candidates = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        else:
+            continue
+        for candidate in candidates:
+            found.append(candidate)
+            trials = candidate / TRIAL_RUNS
+            if trials.is_dir():
+                found.extend(sorted(p for p in trials.iterdir() if p.is_dir() and _is_run(p)))
     return found
 
 
@@ -68,6 +82,14 @@ def read_run(folder: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(metrics, dict) or not isinstance(resolved, dict):
         print(f"note: skipping {folder}: metrics.json or resolved.json is not an object", file=sys.stderr)
+        return None
+    from framework.errors import RunError
+    from framework.spec.upgrade import upgrade
+
+    try:  # runs of older versions line up with today's keys
+        resolved = upgrade({k: v for k, v in resolved.items() if k != "_overrides"}, str(folder / rf.RESOLVED))
+    except RunError as exc:
+        print(f"note: skipping {folder}: {exc}", file=sys.stderr)
         return None
     row = flatten(resolved)
     layers = (resolved.get("model") or {}).get("layers") or []

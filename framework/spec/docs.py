@@ -45,7 +45,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def spec_reference() -> str:
-    from framework.tune.spaces import SearchSpace
+    from framework.tuning.spaces import SearchSpace
 
     sections: list[tuple[str, type[BaseModel]]] = []
     _sections(Spec, "", sections)

@@ -28,6 +28,17 @@ class LoadedSpec:
     raw: dict[str, Any] = field(default_factory=dict)
     #: search spaces in ``raw``: {name: (key path, SearchSpace)}; ``spec`` holds their defaults
     spaces: dict[str, Any] = field(default_factory=dict)
+    #: "toml" or "json" for a spec given as a dict or text (no file)
+    format: str | None = None
+    #: what the spec's relative paths are relative to
+    base_dir: Path | None = None
+
+    @property
+    def suffix(self) -> str:
+        """The spec's file suffix, for the copy a run folder keeps."""
+        if self.path is not None:
+            return self.path.suffix.lower()
+        return f".{self.format or 'json'}"
 
     @property
     def file(self) -> str:
@@ -181,9 +192,16 @@ def validate(data: dict[str, Any], *, file: str, base_dir: Path) -> Spec:
 
 def validate_resolved(resolved: dict[str, Any], folder: Path) -> Spec:
     """A run folder's resolved.json (already read) as a spec; it holds absolute paths, so it validates wherever
-    the original spec was. Its ``_overrides`` entry (the --set list) is not part of the spec."""
-    data = {k: v for k, v in resolved.items() if k != "_overrides"}
-    return validate(data, file=str(Path(folder) / "resolved.json"), base_dir=Path(folder))
+    the original spec was. Its ``_overrides`` entry (the --set list) is not part of the spec; an older
+    ``spec_version`` is upgraded first (spec/upgrade.py), and the rules for starting a run are not re-applied."""
+    from framework.spec.upgrade import upgrade
+
+    where = str(Path(folder) / "resolved.json")
+    data = upgrade({k: v for k, v in resolved.items() if k != "_overrides"}, where)
+    try:
+        return Spec.model_validate(data, context={"base_dir": str(folder), "existing_run": True})
+    except ValidationError as exc:
+        raise errors_from_validation(exc, where) from None
 
 
 def _cwd_relative_files(node: Any) -> Any:
@@ -229,17 +247,45 @@ def _paths_from_command_line(data: dict[str, Any], overrides: list[str]) -> None
         data["data"]["source"] = f"{scheme}:{Path.cwd() / arg}"
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
-    """Read, override and validate a spec file. Raises SpecError with the file and key path."""
+def load_spec(path: str | Path, overrides: list[str] | None = None, base_dir: Path | None = None) -> LoadedSpec:
+    """Read, override and validate a spec file. Raises SpecError with the file and key path.
+
+    ``base_dir``: what relative paths in the spec are relative to (default: the spec file's folder).
+    """
     path, text, data = read_spec_file(path)
+    return _load(data, text, path, base_dir or path.resolve().parent, list(overrides or []))
+
+
+def load_spec_input(spec: str | Path | dict, overrides: list[str] | None = None) -> LoadedSpec:
+    """A spec given as a file path, a dict, or TOML/JSON text (the Python API's ``spec`` argument).
+
+    A dict or text has no file: its relative paths are relative to the current folder, and the run folder
+    keeps it as ``spec.json`` / ``spec.toml`` exactly as given.
+
+        >>> load_spec_input({"name": "mlp", "data": {"source": "sklearn:digits"}, "model": {...}})
+    """
+    import copy
+
     overrides = list(overrides or [])
+    if isinstance(spec, dict):
+        data = copy.deepcopy(spec)
+        text = json.dumps(spec, indent=2, default=str) + "\n"
+        return _load(data, text, None, Path.cwd(), overrides, fmt="json")
+    if isinstance(spec, Path) or ("\n" not in spec and Path(spec).suffix.lower() in FORMATS):
+        return load_spec(spec, overrides)
+    fmt = "json" if spec.lstrip().startswith("{") else "toml"
+    return _load(parse_text(spec, fmt, "<spec>"), spec, None, Path.cwd(), overrides, fmt=fmt)
+
+
+def _load(data: dict[str, Any], text: str, path: Path | None, base_dir: Path, overrides: list[str],
+          fmt: str | None = None) -> LoadedSpec:
+    file = str(path) if path else "<spec>"
     for assignment in overrides:
         try:
             apply_override(data, assignment)
         except SpecError as exc:
             exc.file = f"--set {assignment}"
             raise
-    base_dir = path.resolve().parent
     _paths_from_command_line(data, overrides)
     if "plugins" in data:  # before validation: plugins may register data sources the schema checks
         from framework.plugins import load_plugins
@@ -247,10 +293,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
         try:
             load_plugins(data["plugins"], base_dir)
         except SpecError as exc:
-            exc.file = exc.file or str(path)
+            exc.file = exc.file or file
             raise
-    from framework.tune.spaces import extract_spaces, substitute
+    from framework.tuning.spaces import extract_spaces, substitute
 
-    spaces = extract_spaces(data, file=str(path))
-    spec = validate(substitute(data, spaces, {}), file=str(path), base_dir=base_dir)
-    return LoadedSpec(spec=spec, path=path, text=text, overrides=overrides, raw=data, spaces=spaces)
+    spaces = extract_spaces(data, file=file)
+    spec = validate(substitute(data, spaces, {}), file=file, base_dir=base_dir)
+    return LoadedSpec(spec=spec, path=path, text=text, overrides=overrides, raw=data, spaces=spaces, format=fmt,
+                      base_dir=base_dir)

@@ -91,6 +91,16 @@ class DataSpec(StrictModel):
     )
     features: list[str] | None = Field(None, description="csv: feature columns (default: every column but the label).")
     label: str = Field("label", description="csv: the label column.")
+    class_names: list[str] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Names of the classes, shown in predictions, the confusion matrix and preprocessing.json. For integer "
+            "labels, name i is class i (as many names as classes); for string labels, the list sets the class ids' "
+            "order (default: sorted). Not with data.targets, data.window or data.sequence."
+        ),
+        examples=[["cat", "dog"]],
+    )
     text: str | None = Field(
         None,
         description=(
@@ -164,7 +174,21 @@ class DataSpec(StrictModel):
             )
         if self.targets is not None and (not self.targets or self.sequence is not None):
             raise PydanticCustomError("data_targets", "data.targets needs at least one output, and not data.sequence")
+        if self.class_names is not None and (kinds[:1] in (["window"], ["sequence"]) or self.targets is not None):
+            raise PydanticCustomError(
+                "data_class_names", "data.class_names names the classes of data.label; data.{kind} has none",
+                {"kind": "targets" if self.targets is not None else kinds[0]},
+            )
         return self
+
+    @field_validator("class_names")
+    @classmethod
+    def _distinct_class_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            repeated = sorted({n for n in value if value.count(n) > 1})
+            if repeated:
+                raise ValueError(f"each class needs its own name; repeated: {repeated}")
+        return value
 
     @field_validator("source")
     @classmethod
@@ -444,7 +468,7 @@ class PrivacySpec(StrictModel):
     enabled: bool = Field(True, description="false trains the same spec without DP (for comparison).")
     l2_norm_clip: float = Field(1.0, gt=0, description="Clip each example's gradient to this L2 norm (C).")
     noise_multiplier: float | None = Field(
-        None, ge=0, description="Noise std as a multiple of the clip (sigma). Give this or target_epsilon."
+        None, gt=0, description="Noise std as a multiple of the clip (sigma, > 0). Give this or target_epsilon."
     )
     target_epsilon: float | None = Field(
         None, gt=0, description="Calibrate sigma with dp-accounting so the planned steps spend this epsilon."
@@ -472,6 +496,21 @@ class PrivacySpec(StrictModel):
         ),
     )
     audit: bool = Field(False, description="After training, run the loss-threshold membership-inference audit.")
+    reproducible_noise: bool = Field(
+        False,
+        description=(
+            "true draws the noise and the Poisson batches from `seed` (for tests and debugging): anyone who knows the "
+            "seed can subtract the noise, so metrics.json marks such a run as not private. Default: secret randomness "
+            "from the operating system, kept only in the run's checkpoint and deleted when the run completes."
+        ),
+    )
+    public_init: bool = Field(
+        False,
+        description=(
+            "Declares that model.init_from's run was trained on public data (or is itself accounted for), so its "
+            "weights may start a private run. Without it, init_from is refused: its weights may encode private data."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_noise_setting(self) -> "PrivacySpec":
@@ -576,6 +615,11 @@ class Spec(StrictModel):
     distill: DistillSpec | None = Field(None, description="Knowledge distillation from a trained teacher run.")
     distribute: DistributeSpec | None = Field(None, description="Distributed training with tf.distribute.")
 
+    @property
+    def dp(self) -> PrivacySpec | None:
+        """The [privacy] section when it is on (``enabled = false`` keeps it in the spec, switched off)."""
+        return self.privacy if self.privacy is not None and self.privacy.enabled else None
+
     def _check_private(self) -> None:
         for i, layer in enumerate(self.model.layers):
             if layer.type in BATCH_MIXING_LAYERS:
@@ -594,6 +638,33 @@ class Spec(StrictModel):
         if self.model.outputs and len(self.model.outputs) > 1:
             raise PydanticCustomError("privacy_outputs", "DP-SGD here supports single-output models")
 
+    def _check_private_inputs(self) -> None:
+        """Each way the training split could reach the output outside the DP step is refused, with the alternative."""
+        if self.data.scale in ("standard", "minmax"):
+            raise PydanticCustomError(
+                "privacy_scale", "data.scale = '{scale}' is fitted on the private training split and written to "
+                "preprocessing.json without noise; with [privacy] give a fixed number known in advance "
+                "(e.g. data.scale = 0.00392 for 0-255 pixels)", {"scale": self.data.scale, "path": "data.scale"},
+            )
+        reg = self.regularization
+        for key, callback in (("early_stopping", reg.early_stopping), ("reduce_lr_on_plateau", reg.reduce_lr_on_plateau)):
+            if callback is not None and not callback.monitor.startswith("val_"):
+                raise PydanticCustomError(
+                    "privacy_monitor", "regularization.{key} watches '{monitor}', a training metric computed from the "
+                    "private data without noise; with [privacy] watch a validation metric (val_{monitor})",
+                    {"key": key, "monitor": callback.monitor, "path": f"regularization.{key}.monitor"},
+                )
+        if self.model.init_from and not self.dp.public_init:
+            raise PydanticCustomError(
+                "privacy_init", "model.init_from starts from weights whose privacy this run cannot know; if that run "
+                "was trained on public data, say so with privacy.public_init = true", {"path": "model.init_from"},
+            )
+        if self.train.mixed_precision:
+            raise PydanticCustomError(
+                "privacy_precision", "train.mixed_precision with [privacy]: the DP step adds noise to float32 sums and "
+                "does not unscale a loss-scaled gradient; train DP in float32", {"path": "train.mixed_precision"},
+            )
+
     def _check_data_kinds(self) -> None:
         data = self.data
         textual = "data.text" if data.text is not None else "data.sequence" if data.sequence is not None else None
@@ -602,7 +673,7 @@ class Spec(StrictModel):
                 "augment_text", "augmentation steps transform numbers and images; {kind} gives the model strings, "
                 "so remove [augmentation] or its steps", {"kind": textual, "path": "augmentation.steps"},
             )
-        if textual and self.privacy is not None:
+        if textual and self.dp is not None:
             reason = (
                 "TextVectorization cannot run inside DP-SGD's per-example gradient loop"
                 if data.text is not None else "DP-SGD here supports single-input models"
@@ -635,7 +706,7 @@ class Spec(StrictModel):
         return [str(usable_path(p, base_dir)) for p in value]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Spec":
+    def _consistent(self, info: ValidationInfo) -> "Spec":
         reg = self.regularization
         if reg.reduce_lr_on_plateau is not None and self.train.lr_schedule is not None:
             raise PydanticCustomError(
@@ -650,13 +721,13 @@ class Spec(StrictModel):
                 "xla_determinism", "train.deterministic = true and train.jit_compile = true exclude each other: "
                 "Keras runs no XLA with deterministic ops; choose one"
             )
-        if self.privacy is not None and not self.privacy.enabled:
-            self.privacy = None
-        if self.privacy is not None:
+        if self.dp is not None:  # a disabled [privacy] section stays in the spec (and resolved.json), unused
             self._check_private()
+            if not (info.context or {}).get("existing_run"):  # rules for starting a run, not for reading a finished one
+                self._check_private_inputs()
         self._check_data_kinds()
         if self.distribute is not None:
-            if self.privacy is not None:
+            if self.dp is not None:
                 raise PydanticCustomError(
                     "distribute_privacy", "[distribute] with [privacy]: the DP-SGD step clips and adds noise within one "
                     "replica's batch, so replicas would each add noise and the accounting would not hold; train DP on "
@@ -668,7 +739,7 @@ class Spec(StrictModel):
                     "one device", {"path": "distribute"},
                 )
         if self.distill is not None:
-            if self.privacy is not None:
+            if self.dp is not None:
                 raise PydanticCustomError(
                     "distill_privacy", "[distill] with [privacy]: the teacher learned from the same data without noise, "
                     "so the student's epsilon would not bound what it reveals; distil without DP, or train the teacher with DP",

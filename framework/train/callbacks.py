@@ -72,11 +72,84 @@ def stop_on_non_finite_loss():
     return StopOnNonFiniteLoss()
 
 
-def epoch_backup(folder: str):
-    """Keras's BackupAndRestore, saving once per epoch. Its per-batch hook does nothing with epoch saving,
-    so it is marked safe for Keras's asynchronous step dispatch (which any per-batch hook turns off)."""
+# Counters of Keras's callbacks that the remaining epochs depend on; restored after their on_train_begin resets them.
+CALLBACK_STATE = {
+    "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
+    "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+}
+
+
+def _plain(value):
+    import numbers
+
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value) if hasattr(value, "__float__") else value
+
+
+def callback_states(callbacks: list) -> tuple[list[dict], dict]:
+    """(counters per callback, arrays such as early stopping's best weights) for a checkpoint."""
+    states, arrays = [], {}
+    for i, callback in enumerate(callbacks):
+        names = CALLBACK_STATE.get(type(callback).__name__, ())
+        states.append({name: _plain(getattr(callback, name, None)) for name in names})
+        for j, weight in enumerate(getattr(callback, "best_weights", None) or []):
+            arrays[f"cb{i}_{j:04d}"] = weight
+    return states, arrays
+
+
+def restore_callback_states(callbacks: list, states: list[dict], arrays: dict) -> None:
+    for i, (callback, state) in enumerate(zip(callbacks, states)):
+        for name, value in state.items():
+            setattr(callback, name, value)
+        weights = sorted(k for k in arrays if k.startswith(f"cb{i}_"))
+        if weights and hasattr(callback, "best_weights"):
+            callback.best_weights = [arrays[k] for k in weights]
+
+
+def history_value(value) -> str:
+    """One history.csv cell."""
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, write_history):
+    """Saves the checkpoint, then history.csv, at the end of every epoch; restores callback counters on resume.
+
+    ``stateful``: the callbacks whose counters the checkpoint carries. ``resumed``: the checkpoint's meta and
+    arrays when resuming ({} otherwise). ``write_history(rows)`` rewrites history.csv atomically.
+    Only epoch hooks: Keras keeps dispatching steps asynchronously.
+    """
+    import time
+
     import keras
 
-    backup = keras.callbacks.BackupAndRestore(folder, save_freq="epoch", delete_checkpoint=True)
-    backup.async_safe = True
-    return backup
+    class EpochRecorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            meta = resumed.get("meta", {})
+            self.rows: list[dict] = list(meta.get("history", []))
+            self.seconds_before = float(meta.get("train_seconds", 0.0))
+            self.meta_extra: dict = {}
+
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+            if resumed:
+                restore_callback_states(stateful, resumed["meta"].get("callbacks", []), resumed.get("arrays", {}))
+
+        def train_seconds(self) -> float:
+            return self.seconds_before + time.perf_counter() - self.started
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.rows.append({"epoch": str(epoch), **{k: history_value(v) for k, v in sorted((logs or {}).items())}})
+            states, arrays = callback_states(stateful)
+            checkpoint.save(epoch + 1, {
+                "history": self.rows, "callbacks": states, "train_seconds": self.train_seconds(), **self.meta_extra,
+            }, arrays)
+            write_history(self.rows)
+
+    return EpochRecorder()

@@ -120,12 +120,16 @@ def compile_model(model, spec: Spec, steps_per_epoch: int, *, one_hot: bool = Fa
             unknown = [k for k in value if k not in outputs]
             if unknown:
                 raise SpecError(f"names outputs {unknown} the model does not have; outputs: {outputs}", path=f"train.{key}")
+    # Poisson-sampled DP batches carry padding rows of weight 0: Keras applies sample weights only to
+    # weighted_metrics, so a private model's metrics are declared there (the same names and values otherwise).
+    weighted = spec.dp is not None
     try:
         model.compile(
             optimizer=optimizer or make_optimizer(spec, steps_per_epoch),
             loss=resolve_losses(spec, one_hot),
             loss_weights=spec.train.loss_weights,
-            metrics=resolve_metrics(spec),
+            metrics=None if weighted else resolve_metrics(spec),
+            weighted_metrics=resolve_metrics(spec) if weighted else None,
             jit_compile=spec.train.jit_compile,
         )
     except SpecError:

@@ -98,13 +98,13 @@ def describe(spec: Spec, strategy) -> dict:
 
 def patch_keras_for_multi_worker() -> None:
     import tensorflow as tf
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer
+    from keras import tree
 
+    from framework.compat import tensorflow_trainer
+
+    trainer = tensorflow_trainer()
     if getattr(trainer.reduce_per_replica, "_framework_patched", False):
         return
-    if not hasattr(trainer, "_collective_all_reduce_multi_worker"):
-        raise RunError("multi_worker needs a Keras 3 version whose TensorFlow trainer this framework knows", path="distribute")
     original = trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy, reduction):
@@ -123,7 +123,7 @@ def multi_worker_model(model):
     """The functional model as a subclass that builds from one local replica's batch (see above)."""
     import keras
     import tensorflow as tf
-    from keras.src import tree
+    from keras import tree
 
     class MultiWorkerModel(keras.Model):
         def _maybe_symbolic_build(self, iterator=None, data_batch=None):

@@ -34,7 +34,10 @@ def read_inputs(run: TrainedRun, path: str | Path) -> tuple[Any, list[str]]:
 def _lines(run: TrainedRun, path: Path):
     if run.kind not in ("text", "sequence"):
         raise DataError(f"a text file is input for text models; this run's model reads {run.kind} data", path=WHERE)
-    texts = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    import re
+
+    # lines end at \n, \r\n or \r only: str.splitlines() would also split a text at U+0085, U+2028, \f, ...
+    texts = [line for line in re.split(r"\r\n|\r|\n", path.read_text(encoding="utf-8")) if line.strip()]
     if not texts:
         raise DataError(f"{path} has no lines of text", path=WHERE)
     return np.array(texts, dtype=object), texts
@@ -43,10 +46,16 @@ def _lines(run: TrainedRun, path: Path):
 def _csv(run: TrainedRun, path: Path):
     import pandas as pd
 
+    from framework.data.sources import csv_error_message, check_csv_rows
+
     try:
+        check_csv_rows(str(path))  # rows that pandas would misread silently
         frame = pd.read_csv(path)
+        check_csv_rows(str(path), frame)
+    except DataError as exc:
+        raise DataError(exc.message, path=WHERE) from None
     except Exception as exc:
-        raise DataError(f"cannot read CSV {path}: {exc}", path=WHERE) from None
+        raise DataError(f"cannot read CSV {path}: {csv_error_message(exc)}", path=WHERE) from None
     if frame.empty:
         raise DataError(f"{path} has no rows", path=WHERE)
     data = run.data

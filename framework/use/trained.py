@@ -92,8 +92,10 @@ class TrainedRun:
             for i, name in enumerate(names):
                 out[f"p_{name}"] = predictions[:, i]
         elif predictions.ndim == 2 and self.resolved.get("train", {}).get("loss") == "binary_crossentropy":
-            out["prediction"] = (predictions[:, 0] > 0.5).astype(int)
-            out["p_1"] = predictions[:, 0]
+            positive = (predictions[:, 0] > 0.5).astype(int)
+            names = self.class_names if self.class_names and len(self.class_names) == 2 else None
+            out["prediction"] = [names[i] for i in positive] if names else positive
+            out[f"p_{names[1]}" if names else "p_1"] = predictions[:, 0]
         else:
             values = predictions.reshape(len(predictions), -1)
             if values.shape[1] == 1:

@@ -2,6 +2,9 @@
 
 from framework.build.blocks.decoder import GRUDecoder
 from framework.build.blocks.embedding import PretrainedEmbedding, read_word_vectors
+from framework.build.blocks.text import one_line_standardizer
 from framework.build.blocks.transformer import PositionEmbedding, TransformerEncoder
 
-__all__ = ["GRUDecoder", "PositionEmbedding", "PretrainedEmbedding", "TransformerEncoder", "read_word_vectors"]
+__all__ = [
+    "GRUDecoder", "PositionEmbedding", "PretrainedEmbedding", "TransformerEncoder", "one_line_standardizer", "read_word_vectors",
+]

@@ -22,13 +22,14 @@ from typing import Any
 from framework.errors import RunError, SpecError
 from framework.reports import run_folder as rf
 from framework.spec.load import LoadedSpec, toml_ready, validate
-from framework.tune.spaces import substitute
+from framework.tuning.spaces import substitute
 
 TUNERS = {"random": "RandomSearch", "bayesian": "BayesianOptimization", "hyperband": "Hyperband", "grid": "GridSearch"}
 SPACE = "space.json"
 TRIALS = "trials.csv"
 BEST = "best.toml"
 STATS = "trial_stats"
+TRIAL_RUNS = "trials"  # one run folder per trial (and execution)
 
 
 def _rss_mb() -> float:
@@ -59,21 +60,26 @@ def _make_hypermodel(loaded: LoadedSpec, base_dir: Path):
 
 def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
     import keras_tuner as kt
-    from keras_tuner.src import config as kt_config
 
-    kt_config.DEBUG = False  # a failed trial is reported in one line (see _run_isolated), not as a stack trace
+    from framework.compat import quiet_keras_tuner
+
+    quiet_keras_tuner()  # a failed trial is reported in one line (see _run_isolated), not as a stack trace
 
     tune = loaded.spec.tune
     objective = kt.Objective(tune.objective, direction=tune.resolved_direction)
+    # each trial process reads the spec from a file: a dict or text spec is read from the tune folder's copy
+    spec_file = loaded.path.resolve() if loaded.path else folder / f"spec{loaded.suffix}"
+    base_dir = loaded.base_dir or spec_file.parent
     cls = getattr(kt, TUNERS[tune.tuner])
 
     class IsolatedTuner(cls):
-        """Runs every trial in a fresh process (see framework.tune.trial) and records its time and memory."""
+        """Runs every trial in a fresh process (see framework.tuning.trial) and records its time and memory."""
 
         def run_trial(self, trial, *args, **kwargs):
             hp = trial.hyperparameters.values
             request = {
-                "spec_file": str(loaded.path.resolve()),
+                "spec_file": str(spec_file),
+                "base_dir": str(base_dir),
                 "overrides": loaded.overrides,
                 "values": {name: hp[name] for name in loaded.spaces if name in hp},
                 "epochs": hp.get("tuner/epochs"),  # hyperband's budget
@@ -88,7 +94,9 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
             start = time.perf_counter()
             results, peaks = [], []
             for execution in range(self.executions_per_trial):
-                result = _run_isolated(request, trial_dir / f"execution{execution}")
+                run_folder = folder / TRIAL_RUNS / (f"trial_{trial.trial_id}" + ("" if execution == 0 else f"-{execution}"))
+                result = _run_isolated({**request, "folder": str(run_folder), "trial_id": trial.trial_id},
+                                       trial_dir / f"execution{execution}")
                 peaks.append(result["peak_rss_mb"])
                 results.append(_best_epoch(result["history"], tune.objective, tune.resolved_direction))
             stats = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": max(peaks),
@@ -118,7 +126,7 @@ def _run_isolated(request: dict, stem: Path) -> dict:
     request = {**request, "result": str(stem.with_suffix(".result.json"))}
     stem.with_suffix(".request.json").write_text(json.dumps(request))
     proc = subprocess.run(
-        [sys.executable, "-m", "framework.tune.trial", str(stem.with_suffix(".request.json"))],
+        [sys.executable, "-m", "framework.tuning.trial", str(stem.with_suffix(".request.json"))],
         capture_output=True, text=True,
     )
     result_file = Path(request["result"])
@@ -178,13 +186,13 @@ def _pin_run_references(loaded: LoadedSpec, reports_dir) -> None:
 
 
 def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
-    from framework.train.run import build_and_compile, setup_backend
+    from framework.train.prepare import build_and_compile, setup_backend
 
     if not loaded.spaces:
         raise SpecError("has no search spaces to tune; write e.g. units = { tune = \"int\", min = 16, max = 128 }", path="<spec>")
     if loaded.spec.tune is None:
         raise SpecError("tune needs a [tune] section (tuner, objective, max_trials)", path="tune")
-    base_dir = loaded.path.resolve().parent if loaded.path else Path.cwd()
+    base_dir = loaded.base_dir or (loaded.path.resolve().parent if loaded.path else Path.cwd())
     _pin_run_references(loaded, reports_dir)
     setup_backend(loaded.spec)
     build_and_compile(loaded.spec, None, steps_per_epoch=1)  # spec errors now, as `check` finds them, not in every trial
@@ -194,8 +202,7 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
     rf.check_writable(Path(reports_dir))
     folder.mkdir(parents=True, exist_ok=True)
     rf.write_json(folder / SPACE, space)
-    suffix = loaded.path.suffix.lower() if loaded.path else ".json"
-    rf.write_atomic(folder / f"spec{suffix}", loaded.text)
+    rf.write_atomic(folder / f"spec{loaded.suffix}", loaded.text)
 
     hypermodel = _make_hypermodel(loaded, base_dir)
     tuner = _tuner(loaded, hypermodel, folder)

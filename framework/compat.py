@@ -1,0 +1,79 @@
+"""Every use of a library's internals, in one place.
+
+The public APIs of Keras, TensorFlow and keras-tuner lack a few things the framework needs. Each is reached
+here, through one function that checks the internal still exists and says clearly which library changed
+when it does not. ``tests/test_compat.py`` calls every function, so an upgrade that breaks one fails there
+first, with the message below, rather than deep inside a run.
+"""
+
+from __future__ import annotations
+
+from framework.errors import RunError
+
+
+def _missing(what: str, library: str) -> RunError:
+    import importlib.metadata as md
+
+    try:
+        version = md.version(library)
+    except md.PackageNotFoundError:
+        version = "not installed"
+    return RunError(f"{what} is missing from {library} {version}: framework/compat.py needs updating for this version")
+
+
+def set_op_determinism(on: bool) -> None:
+    """Turn TensorFlow's deterministic ops on or off (the public API can only turn them on)."""
+    try:
+        from tensorflow.python.framework import config as tf_config
+    except ImportError:
+        raise _missing("tensorflow.python.framework.config", "tensorflow") from None
+    if on:
+        tf_config.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
+
+
+def image_preprocessing_base() -> type:
+    """Keras's base class of image augmentation layers (not exported; it is how they are recognised)."""
+    try:
+        from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
+            BaseImagePreprocessingLayer,
+        )
+    except ImportError:
+        raise _missing("BaseImagePreprocessingLayer", "keras") from None
+    return BaseImagePreprocessingLayer
+
+
+def inbound_nodes(layer) -> list:
+    """The calls of a layer in a functional graph (Keras has no public accessor)."""
+    if not hasattr(layer, "_inbound_nodes"):
+        raise _missing("Layer._inbound_nodes", "keras")
+    return list(layer._inbound_nodes)
+
+
+def loss_tracker(model):
+    """The mean tracker behind the logged 'loss', which a custom train_step updates as Keras's own does."""
+    tracker = getattr(model, "_loss_tracker", None)
+    if tracker is None or not hasattr(tracker, "update_state"):
+        raise _missing("Model._loss_tracker", "keras")
+    return tracker
+
+
+def tensorflow_trainer():
+    """Keras's TensorFlow trainer module (the multi-worker fixes in train/distribute.py patch it)."""
+    try:
+        from keras.src.backend.tensorflow import trainer
+    except ImportError:
+        raise _missing("keras.src.backend.tensorflow.trainer", "keras") from None
+    if not hasattr(trainer, "reduce_per_replica") or not hasattr(trainer, "_collective_all_reduce_multi_worker"):
+        raise _missing("trainer.reduce_per_replica", "keras")
+    return trainer
+
+
+def quiet_keras_tuner() -> None:
+    """keras-tuner prints each failed trial's stack trace unless its DEBUG flag is off."""
+    try:
+        from keras_tuner.src import config as kt_config
+    except ImportError:
+        raise _missing("keras_tuner.src.config", "keras-tuner") from None
+    kt_config.DEBUG = False

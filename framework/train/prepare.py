@@ -1,0 +1,233 @@
+"""Preparation, shared by every way of training (run, resume, check, tune trials): the backend, the data
+splits, ONE count of steps per epoch, the compiled model (a DP-SGD model with [privacy]) and the pipelines.
+Every user error surfaces here, before any file is written."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework import compat
+from framework.build import build_model
+from framework.build.augment import AugmentationPlan, augment_batch, plan_augmentation
+from framework.data import load_splits
+from framework.data.pipeline import evaluation_dataset, training_dataset
+from framework.spec.load import LoadedSpec
+from framework.spec.schema import LATEST, Spec
+from framework.train import distribute
+from framework.train.callbacks import spec_callbacks
+from framework.train.compile import compile_model, needs_one_hot
+from framework.train.transfer import initialise_and_freeze
+
+
+def setup_backend(spec: Spec) -> None:
+    """Seeds and precision policy; call before building the model."""
+    import keras
+
+    keras.utils.clear_session(free_memory=True)
+    keras.utils.set_random_seed(spec.seed)
+    compat.set_op_determinism(deterministic_ops(spec))
+    keras.mixed_precision.set_global_policy("mixed_float16" if spec.train.mixed_precision else "float32")
+
+
+def deterministic_ops(spec: Spec) -> bool:
+    """Whether this run uses deterministic ops (see TrainSpec.deterministic)."""
+    if spec.train.deterministic != "auto":
+        return spec.train.deterministic
+    if spec.train.jit_compile is True:
+        return False
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
+def model_summary(model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Built:
+    """A compiled model and how its targets and augmentation are arranged."""
+
+    model: Any
+    augmentation: AugmentationPlan
+    one_hot: bool
+    privacy: Any = None  # a PrivacyPlan when the spec has [privacy] and the data is known
+    facts: dict = None  # what building found (vocabulary size, layers loaded, the teacher's scores), for metrics.json
+    dp_seeds: Any = None  # the DP noise and sampling seeds (privacy.randomness.DPSeeds)
+
+
+def count_steps(train_examples: int, batch_size: int, poisson: bool) -> int:
+    """Steps per epoch: the one count the pipeline, the learning-rate schedule and the DP plan all use.
+
+    Shuffled batches cover the split once (the last batch may be short); Poisson-sampled ones are
+    ``N / batch_size`` independent draws of expected size ``batch_size``.
+    """
+    if poisson:
+        return max(1, round(train_examples / batch_size))
+    return max(1, math.ceil(train_examples / batch_size))
+
+
+def build_and_compile(
+    spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int, train_examples: int | None = None,
+    train_inputs: Any = None,
+) -> Built:
+    """Plan augmentation, build the model, compile it; with [privacy], a DP-SGD model. ``check`` and ``run`` share this.
+
+    ``train_inputs`` (the training split's inputs) adapt layers such as TextVectorization before compiling.
+    ``steps_per_epoch`` comes from :func:`count_steps` (``check`` passes 1: no data).
+    """
+    from framework.build.adapt import adapt_to_data
+    from framework.build.model import list_input_shape
+
+    shape = example_shape if example_shape is not None else (
+        spec.model.inputs[0].keras_shape if spec.model.inputs else list_input_shape(spec)
+    )
+    plan = plan_augmentation(spec, shape)
+    model = build_model(spec, example_shape, input_layers=plan.model_layers())
+    facts = adapt_to_data(model, train_inputs) if train_inputs is not None else {}
+    facts.update(initialise_and_freeze(model, spec))
+    if spec.distill is not None and not spec.distill.teacher.startswith(LATEST):  # `check` leaves latest: unresolved
+        from framework.train.distill import distillation_model, teacher_facts
+
+        model, teacher = distillation_model(model, spec)
+        facts.update(teacher_facts(spec, teacher))
+    one_hot = needs_one_hot(spec, mixing=bool(plan.mixers))
+    privacy = seeds = None
+    if spec.distribute is not None and spec.distribute.strategy == "multi_worker":
+        model = distribute.multi_worker_model(model)
+    if spec.dp is not None:
+        from framework.privacy.step import DPSGDModel
+
+        model = DPSGDModel(inputs=model.inputs, outputs=model.outputs, name=model.name)
+    compile_model(model, spec, steps_per_epoch, one_hot=one_hot)
+    if spec.dp is not None and train_examples is not None:
+        import keras
+
+        from framework.privacy.plan import plan_privacy
+        from framework.privacy.randomness import dp_seeds
+        from framework.train.compile import resolve_losses
+
+        privacy = plan_privacy(spec, train_examples, steps_per_epoch)
+        seeds = dp_seeds(spec.seed, spec.dp.reproducible_noise)
+        loss = resolve_losses(spec, one_hot)
+        model.configure_privacy(
+            l2_norm_clip=privacy.l2_norm_clip, noise_multiplier=privacy.noise_multiplier,
+            expected_batch_size=spec.train.batch_size, loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
+            seed=seeds.noise, allow_ghost=spec.dp.clipping == "auto",
+        )
+    return Built(model, plan, one_hot, privacy, facts, seeds)
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs before the run folder exists: spec, data, compiled model, pipelines."""
+
+    spec: Spec
+    splits: Any
+    built: Built
+    train_ds: Any
+    val_ds: Any
+    test_ds: Any
+    steps_per_epoch: int
+    pipeline_callbacks: list
+    spec_callbacks: list  # regularization's and train.callbacks, made before any file is written
+    strategy: Any = None  # the tf.distribute strategy with [distribute]
+    pipeline_state: list = field(default_factory=list)  # pipeline variables a checkpoint carries (the DP sampling seed)
+
+    @property
+    def model(self):
+        return self.built.model
+
+    def state_variables(self) -> list:
+        """Every variable the remaining epochs depend on, in a fixed order: weights, random generators'
+        states (Dropout, augmentation, DP noise), the optimizer's, the pipeline's."""
+        model = self.model
+        plan = self.built.augmentation
+        augmentation = [v for layer in [*plan.pipeline_layers(), *plan.mixers] for v in layer.variables]
+        return [*model.variables, *model.optimizer.variables, *augmentation, *self.pipeline_state]
+
+
+def targets_for(y, built: Built):
+    import numpy as np
+
+    if y is None or isinstance(y, dict) or not built.one_hot or y.ndim != 1:
+        return y
+    classes = int(built.model.output_shape[-1])
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= classes:
+        from framework.errors import DataError
+
+        raise DataError(f"one-hot targets need integer labels in [0, {classes}); got {y.dtype} in [{y.min()}, {y.max()}]", path="data.label")
+    return np.eye(classes, dtype="float32")[y]
+
+
+def make_datasets(spec: Spec, splits, built: Built, steps_per_epoch: int):
+    """(train, validation, test) pipelines for a built model, the callback the training pipeline needs, and the
+    pipeline's state variables."""
+    plan = built.augmentation
+    augment = (lambda x, y: augment_batch(plan, x, y)) if plan.pipeline_layers() or plan.mixers else None
+    batch = spec.train.batch_size
+    state = []
+    seed: Any = spec.seed
+    if built.dp_seeds is not None:  # the batches' membership is secret, and carried by the checkpoint
+        import tensorflow as tf
+
+        seed = tf.Variable(built.dp_seeds.sampling, dtype=tf.int64, trainable=False, name="dp_sampling_seed")
+        state.append(seed)
+    if built.privacy is not None and built.privacy.sampling == "poisson":
+        from framework.privacy.sampling import poisson_dataset
+
+        train_ds, epoch_callback = poisson_dataset(
+            splits.x_train, targets_for(splits.y_train, built), batch_size=batch, seed_variable=seed,
+            steps_per_epoch=steps_per_epoch, augment=augment, prefetch=spec.data.prefetch,
+        )
+    else:
+        train_ds, epoch_callback = training_dataset(
+            splits.x_train, targets_for(splits.y_train, built), batch_size=batch, data_spec=spec.data, seed=seed,
+            augment=augment,
+        )
+    val_ds = None if splits.x_val is None else evaluation_dataset(
+        splits.x_val, targets_for(splits.y_val, built), batch_size=batch, data_spec=spec.data
+    )
+    test_ds = evaluation_dataset(splits.x_test, targets_for(splits.y_test, built), batch_size=batch, data_spec=spec.data)
+    return train_ds, val_ds, test_ds, epoch_callback, state
+
+
+def prepare(loaded: LoadedSpec) -> Prepared:
+    """Load data and build and compile the model. Every user error surfaces here, before any file is written."""
+    spec = loaded.spec
+    strategy = distribute.make_strategy(spec)  # first: it may split the CPU into devices
+    setup_backend(spec)
+    splits = load_splits(spec.data, spec.seed)
+    poisson = spec.dp is not None and spec.dp.sampling == "poisson"
+    steps = count_steps(splits.train_size, spec.train.batch_size, poisson)
+    with distribute.scope(strategy):  # variables (model, optimizer) live on every replica
+        built = build_and_compile(
+            spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train
+        )
+        built.model.optimizer.build(built.model.trainable_variables)  # its variables exist before a checkpoint restores them
+    from framework.train.targets import check_outputs_fit_targets  # outputs vs labels, before any file is written
+
+    built.facts.update(check_outputs_fit_targets(built.model, splits, spec, built.one_hot))
+    train_ds, val_ds, test_ds, epoch_callback, state = make_datasets(spec, splits, built, steps)
+    if strategy is not None:
+        train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
+    return Prepared(
+        spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec), strategy, state
+    )
+
+
+def _shard_by_data(dataset):
+    """In-memory pipelines have no files to shard by; workers split the batches instead."""
+    if dataset is None:
+        return None
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+

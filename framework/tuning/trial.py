@@ -1,0 +1,96 @@
+"""One tuning trial in a fresh process: ``python -m framework.tuning.trial TRIAL.json``.
+
+TensorFlow keeps growing a process's memory with every model it trains, and
+``clear_session`` does not give it back, so each trial trains in its own
+process and the search's memory stays flat however many trials it runs.
+TRIAL.json names the spec, the trial's values, the epochs and the checkpoints;
+the result (the history, this process's peak memory, or the error) is written
+to the ``result`` path it names. The trial trains through the same engine as
+``run`` and leaves a run folder (resolved.json, metrics.json, history.csv) at
+``folder``, inside the tune folder's ``trials/``, so ``report`` and ``compare``
+read trials like any runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import traceback
+from pathlib import Path
+
+from framework.reports import run_folder as rf
+from framework.spec.upgrade import SPEC_VERSION
+
+
+def run_trial(request: dict) -> dict:
+    """One trial through the training engine, as ``run`` trains: the same preparation, callbacks (the
+    non-finite stop, epsilon and ``max_epsilon`` with [privacy]) and checkpoint; files in ``request['folder']``."""
+    import keras
+
+    from framework.spec import load_spec
+    from framework.spec.load import LoadedSpec, validate
+    from framework.train.engine import checkpoint_for, fit
+    from framework.train.prepare import prepare
+    from framework.tuning.spaces import substitute
+
+    base_dir = Path(request.get("base_dir") or Path(request["spec_file"]).resolve().parent)
+    loaded = load_spec(request["spec_file"], request["overrides"], base_dir=base_dir)
+    raw = substitute(loaded.raw, loaded.spaces, request["values"])
+    spec = validate(raw, file=loaded.file, base_dir=base_dir)
+    prepared = prepare(LoadedSpec(spec=spec, path=loaded.path, text=loaded.text, overrides=loaded.overrides, raw=raw))
+    if request.get("load_weights"):
+        prepared.model.load_weights(request["load_weights"])
+    extra = []
+    if request.get("save_weights"):
+        extra.append(keras.callbacks.ModelCheckpoint(
+            request["save_weights"], monitor=request["objective"], mode=request["direction"],
+            save_best_only=True, save_weights_only=True, verbose=0,
+        ))
+    folder = Path(request["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = spec.model_dump(mode="json")
+    resolved.update(_overrides=loaded.overrides, spec_version=SPEC_VERSION)
+    rf.write_json(folder / rf.RESOLVED, resolved)
+    record = {"name": spec.name, "run": folder.name, "kind": "trial", "status": "running",
+              "trial": request.get("trial_id"), "seed": spec.seed, "train_examples": prepared.splits.train_size,
+              "steps_per_epoch": prepared.steps_per_epoch}
+    rf.write_json(folder / rf.METRICS, record)
+    outcome = fit(prepared, folder, resume=False, extra_callbacks=extra, epochs=request.get("epochs"), verbose=0,
+                  initial_epoch=request.get("initial_epoch", 0))
+    checkpoint_for(prepared, folder).delete()
+    record.update(epochs=outcome.epochs, train_seconds=round(outcome.train_seconds, 3))
+    failure = None
+    if outcome.error is not None:
+        failure = outcome.error
+    elif outcome.interrupted:
+        failure = KeyboardInterrupt()
+    elif not outcome.finite()[0]:
+        failure = RuntimeError(f"the loss became non-finite in epoch {outcome.finite()[1]}")
+    if failure is not None:
+        rf.write_json(folder / rf.METRICS, {**record, "status": "failed", "reason": f"{type(failure).__name__}: {failure}"})
+        raise failure
+    history = {k: [float(v) for v in values] for k, values in outcome.history.items()}
+    last = {k: values[-1] for k, values in history.items() if values and (k.startswith("val_") or k == "epsilon")}
+    rf.write_json(folder / rf.METRICS, {**record, "status": "completed", **last})
+    return {"history": history}
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    request = json.loads(Path(argv[0]).read_text())
+    try:
+        from framework.quiet import import_tensorflow
+
+        import_tensorflow()
+        result = run_trial(request)
+    except BaseException as exc:  # reported to the search, which marks the trial failed
+        result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    Path(request["result"]).write_text(json.dumps(result))
+    return 0 if "error" not in result else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

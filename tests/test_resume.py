@@ -1,0 +1,166 @@
+"""Exact resume after SIGKILL at any instant: inside each stage of a checkpoint write, between epochs, and
+mid-epoch. Each killed run is resumed and must end with the uninterrupted run's metrics and history.
+
+The models have random state (Dropout, a Gaussian-noise augmentation, Poisson-sampled DP noise), so a
+resume that replayed or skipped a random number would change the metrics.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, tiny_spec
+from framework.train.checkpoint import FAULT_ENV, STAGES
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+EPOCHS = 4
+
+RANDOM_MLP = tiny_spec(
+    name="random_mlp",
+    model={"layers": [
+        {"type": "Dense", "units": 16, "activation": "relu"},
+        {"type": "Dropout", "rate": 0.3},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ]},
+    augmentation={"steps": [{"type": "GaussianNoise", "stddev": 0.1}]},
+    regularization={"early_stopping": {"monitor": "val_loss", "patience": 10}},
+    train={"epochs": EPOCHS, "batch_size": 128, "verbose": 0},
+)
+DP_MLP = tiny_spec(
+    name="dp_mlp",
+    model={"layers": [
+        {"type": "Dense", "units": 16, "activation": "tanh"},
+        {"type": "Dropout", "rate": 0.2},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ]},
+    privacy={"noise_multiplier": 1.0, "l2_norm_clip": 1.0, "reproducible_noise": True},
+    train={"epochs": EPOCHS, "batch_size": 128, "verbose": 0},
+)
+SPECS = {"random_mlp": RANDOM_MLP, "dp_mlp": DP_MLP}
+TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
+
+
+def _spec_file(tmp_path_factory, name):
+    import tomli_w
+
+    path = tmp_path_factory.mktemp(name) / f"{name}.toml"
+    path.write_text(tomli_w.dumps(SPECS[name]))
+    return path
+
+
+def _run(spec, reports, env=None, *extra):
+    return subprocess.run(
+        [sys.executable, "-m", "framework", "run", str(spec), "--reports", str(reports), *extra],
+        cwd=ROOT, env={**ENV, **(env or {})}, capture_output=True, text=True,
+    )
+
+
+def _outcome(folder):
+    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    history = pd.read_csv(Path(folder) / "history.csv").drop(columns=["epoch_seconds"])
+    return {k: v for k, v in metrics.items() if k not in TIMING}, history
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The uninterrupted run of each spec, computed once."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            spec = _spec_file(tmp_path_factory, name)
+            reports = tmp_path_factory.mktemp(f"{name}-straight")
+            proc = _run(spec, reports)
+            assert proc.returncode == 0, proc.stderr
+            cache[name] = (spec, _outcome(next(reports.iterdir())))
+        return cache[name]
+
+    return get
+
+
+def _resume_and_compare(cli, folder, expected):
+    code, _, err = cli("run", "--resume", folder)
+    assert code == 0, err
+    metrics, history = _outcome(folder)
+    want_metrics, want_history = expected
+    assert metrics == want_metrics
+    pd.testing.assert_frame_equal(history, want_history)
+    assert not (Path(folder) / "backup").exists()  # removed once the run completed
+    return json.loads((Path(folder) / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_kill_inside_each_stage_of_a_checkpoint_write_resumes_exactly(cli, tmp_path, straight, stage):
+    spec, expected = straight("random_mlp")
+    proc = _run(spec, tmp_path, {FAULT_ENV: f"2:{stage}"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    folder = next(tmp_path.iterdir())
+    assert json.loads((folder / "metrics.json").read_text())["status"] == "running"
+    metrics = _resume_and_compare(cli, folder, expected)
+    # killed while epoch 2's checkpoint was incomplete: back to epoch 1; once it was renamed: epoch 2
+    assert metrics["resumed_from_epoch"] == (2 if stage in ("renamed", "pruned") else 1)
+    assert metrics["epochs"] == EPOCHS and metrics["train_seconds"] > 0
+
+
+def test_dp_run_killed_mid_write_resumes_exactly_with_reproducible_noise(cli, tmp_path, straight):
+    spec, expected = straight("dp_mlp")
+    proc = _run(spec, tmp_path, {FAULT_ENV: "3:state"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    metrics = _resume_and_compare(cli, next(tmp_path.iterdir()), expected)
+    assert metrics["resumed_from_epoch"] == 2 and metrics["steps"] == EPOCHS * metrics["steps_per_epoch"]
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(cli, tmp_path, straight):
+    spec, expected = straight("random_mlp")
+    proc = _run(spec, tmp_path, {FAULT_ENV: "3:pruned"})
+    assert proc.returncode == -signal.SIGKILL
+    folder = next(tmp_path.iterdir())
+    newest = sorted((folder / "backup").iterdir())[-1]
+    (newest / "state.npz").write_bytes(b"")  # as a failing disk would leave it
+    metrics = _resume_and_compare(cli, folder, expected)
+    assert metrics["resumed_from_epoch"] == 2
+
+
+def test_resume_refuses_an_edited_resolved_json(cli, tmp_path, straight):
+    spec, _ = straight("random_mlp")
+    assert _run(spec, tmp_path, {FAULT_ENV: "2:pruned"}).returncode == -signal.SIGKILL
+    folder = next(tmp_path.iterdir())
+    resolved = folder / "resolved.json"
+    resolved.write_text(resolved.read_text().replace('"epochs": 4', '"epochs": 40'))
+    code, _, err = cli("run", "--resume", folder)
+    assert code == 2 and "resolved.json was changed" in err and "Traceback" not in err
+    resolved.write_text("{ not json")
+    code, _, err = cli("run", "--resume", folder)
+    assert code == 2 and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["random_mlp", "dp_mlp"])
+def test_sigkill_at_random_moments_resumes_exactly(cli, tmp_path, straight, name):
+    """Kills at 12 moments spread over the run (mid-epoch, mid-write, between epochs), each then resumed."""
+    spec, expected = straight(name)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        reports = tmp_path / f"kill{i}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "framework", "run", str(spec), "--reports", str(reports)],
+            cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 120
+        while not list(reports.glob("*/backup")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(float(rng.uniform(0, 1.5)))  # a random instant after the first checkpoint appears
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        folder = next(reports.iterdir())
+        if json.loads((folder / "metrics.json").read_text())["status"] == "completed":
+            continue
+        _resume_and_compare(cli, folder, expected)

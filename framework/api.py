@@ -45,15 +45,14 @@ class Run:
         if self._model is None:
             from framework.reports.run_folder import load_run_model
 
+            _quiet_tensorflow()
             self._model = load_run_model(self.folder)
         return self._model
 
 
 def _quiet_tensorflow() -> None:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    """TensorFlow and Keras imported (on the TensorFlow backend) without their start-up notices on stderr; first,
+    before a spec's plugins or a model load import them (framework/quiet.py)."""
     from framework.quiet import import_tensorflow
 
     import_tensorflow()
@@ -71,7 +70,7 @@ def open_run(folder: str | Path) -> Run:
     from framework.errors import RunError
     from framework.reports import run_folder as rf
 
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # a notebook may change folders later
     if not (folder / rf.METRICS).is_file():
         raise RunError("is not a run folder (no metrics.json)", path=str(folder))
     resolved = rf.read_json(folder / rf.RESOLVED) if (folder / rf.RESOLVED).is_file() else {}
@@ -85,8 +84,8 @@ def run(spec: str | Path | dict, *, overrides: Iterable[str] = (), reports: str 
     from framework.spec.load import load_spec_input
     from framework.train.run import run_experiment
 
-    loaded = load_spec_input(spec, _overrides(overrides, seed))
     _quiet_tensorflow()
+    loaded = load_spec_input(spec, _overrides(overrides, seed))
     result = run_experiment(loaded, reports)
     if result.folder is None:  # a multi_worker helper: the chief writes the run folder
         return Run(Path(), result.metrics, loaded.resolved(), result.model)
@@ -100,10 +99,19 @@ def check(spec: str | Path | dict, *, overrides: Iterable[str] = (), schema_only
     Keras model (or the validated spec with ``schema_only``, which does not import TensorFlow)."""
     from framework.spec.load import load_spec_input
 
+    if not schema_only:
+        _quiet_tensorflow()
     loaded = load_spec_input(spec, list(overrides))
     if schema_only:
+        from framework.errors import SpecError
+        from framework.spec.catalogue import check_spec_names
+
+        try:
+            check_spec_names(loaded.spec)  # types and arguments, from the catalogue (no TensorFlow)
+        except SpecError as exc:
+            exc.file = exc.file or loaded.file
+            raise
         return loaded.spec
-    _quiet_tensorflow()
     from framework.train.prepare import build_and_compile, setup_backend
     from framework.train.targets import check_outputs_fit_source
 
@@ -121,8 +129,8 @@ def tune(spec: str | Path | dict, *, overrides: Iterable[str] = (), reports: str
     from framework.spec.load import load_spec_input
     from framework.tuning.search import TRIALS, run_search
 
-    loaded = load_spec_input(spec, list(overrides))
     _quiet_tensorflow()
+    loaded = load_spec_input(spec, list(overrides))
     folder = run_search(loaded, reports)
     trials = pd.read_csv(folder / TRIALS)
     trials.attrs["folder"] = str(folder)

@@ -1,7 +1,9 @@
-"""``python -m framework``: run, check, report, schema, list.
+"""``python -m framework``: run, check, tune, report, compare, schema, list, describe, init, predict, ...
 
-TensorFlow is imported only inside the commands that train or build, so
-``--help``, ``schema`` and ``check --schema-only`` answer at once.
+TensorFlow is imported only inside the commands that train or build, so ``--help``, ``--version``, ``schema``,
+``init``, ``describe``, ``list --verbose`` and ``check --schema-only`` answer at once (the last three read the
+catalogue of types, framework/spec/catalogue.json). TensorFlow's start-up notices are filtered out
+(framework/quiet.py).
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ def _add_spec_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from framework import __version__
+
     parser = argparse.ArgumentParser(
         prog="python -m framework",
         description="Declarative deep-learning experiments on Keras 3: spec file -> model -> training -> report.",
     )
+    parser.add_argument("--version", action="version", version=f"framework {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="train and evaluate a spec; writes a run folder")
@@ -60,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["table", "csv", "markdown", "json", "html"], default="table")
     report.add_argument("--sort", metavar="COLUMN", help="sort by this column (descending for test_ metrics)")
     report.add_argument("--columns", metavar="A,B,...", help="show these columns instead of the default view")
+    report.add_argument("--wide", action="store_true",
+                        help="every metric and every spec key that differs, full run ids, not fitted to the terminal")
     report.add_argument("--where", metavar="QUERY", help="keep runs matching a pandas query, e.g. 'test_accuracy > 0.95'")
     report.add_argument("--group-by", metavar="KEY[,KEY]", help="mean ± std of the metrics per value of KEY (e.g. over seeds)")
     report.add_argument("--output", metavar="FILE", help="html: where to write the page (default: DIR/report.html)")
@@ -79,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="attributions for a run's test examples, with a deletion check")
     explain.add_argument("run_folder", help="a finished run folder")
     explain.add_argument("--samples", type=int, default=8, help="test examples to explain (default 8)")
+    explain.add_argument("--method", default="auto", choices=["auto", "saliency", "ig", "shap", "lime", "all"],
+                         help="attribution method (default auto: by input kind); all: every method that covers it")
     export = sub.add_parser("export", help="write a serving artifact of a run's model, reload it and compare")
     export.add_argument("run_folder", help="a finished run folder")
     export.add_argument("--format", choices=["savedmodel", "tflite", "keras"], default="savedmodel")
@@ -88,8 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     lister = sub.add_parser("list", help="names a spec may use")
     lister.add_argument("kind", nargs="?", choices=sorted(LIST_KINDS), help="one kind (default: all but layers)")
+    lister.add_argument("--verbose", "-v", action="store_true", help="each type's arguments, defaults and docstring line")
     lister.add_argument("--spec", help="also list what this spec's plugins register")
     lister.add_argument("--plugin", action="append", default=[], metavar="FILE", help="also list what this plugin registers")
+
+    describe = sub.add_parser("describe", help="a layer's (or other type's) arguments, defaults and description")
+    describe.add_argument("type", metavar="TYPE", help="e.g. Dense, RandomFlip, adam, CosineDecay, EarlyStopping")
+    describe.add_argument("--spec", help="also know what this spec's plugins register")
+    describe.add_argument("--plugin", action="append", default=[], metavar="FILE", help="also know what this plugin registers")
+
+    from framework.examples import EXAMPLES
+
+    init = sub.add_parser("init", help="write a starter spec into the current folder")
+    init.add_argument(
+        "example", nargs="?", default="quickstart", choices=list(EXAMPLES), metavar="EXAMPLE",
+        help="; ".join(f"{name}: {example.summary}" for name, example in EXAMPLES.items()) + " (default: quickstart)",
+    )
     return parser
 
 
@@ -113,13 +136,9 @@ def cmd_schema(args) -> int:
 
         print(spec_reference(), end="")
         return 0
-    from framework.spec.schema import Spec
-    from framework.tuning.spaces import SearchSpace
+    from framework.spec.json_schema import spec_json_schema
 
-    schema = Spec.model_json_schema()
-    # a search space may stand wherever a value does; editors get its shape from $defs
-    schema["$defs"]["SearchSpace"] = SearchSpace.model_json_schema(by_alias=True)
-    schema["description"] += " Any value may instead be a SearchSpace table ({ tune = ... }), searched by `tune`."
+    schema = spec_json_schema()
     print(json.dumps(schema, indent=2))
     return 0
 
@@ -129,6 +148,10 @@ def cmd_check(args) -> int:
 
     loaded = load_spec(args.spec, args.overrides)
     if args.schema_only:
+        from framework.spec.catalogue import check_spec_names
+
+        with _in_spec_file(loaded.file):
+            check_spec_names(loaded.spec)  # types and arguments, from the catalogue (no TensorFlow)
         _print_spaces(loaded)
         print(f"{loaded.file}: valid spec '{loaded.spec.name}'")
         return 0
@@ -170,10 +193,20 @@ def cmd_tune(args) -> int:
         folder = run_search(loaded, args.reports)
     print(f"\ntune folder: {folder}")
     if (folder / "trials.csv").exists():
-        from framework.reports.table import render
+        from framework.reports.table import fit_width, render, terminal_width
         import pandas as pd
 
-        print(render(pd.read_csv(folder / "trials.csv"), "table"), end="")
+        trials = pd.read_csv(folder / "trials.csv")
+        if len(trials) > 1:  # what is the same in every trial (tuner_id, hyperband's columns in a random search) says nothing
+            objective = loaded.spec.tune.objective
+            trials = trials[[c for c in trials.columns if c in ("trial", objective) or trials[c].nunique(dropna=False) > 1]]
+        width = terminal_width()
+        if width and not trials.empty:
+            trials, note = fit_width(trials, width)
+            if note:
+                print(f"note: {note.replace('--wide shows every column in full, --columns picks them', 'trials.csv has them all')}",
+                      file=sys.stderr)
+        print(render(trials, "table"), end="")
         print(f"best spec: {folder / 'best.toml'}")
     return 0
 
@@ -192,6 +225,7 @@ def _seed_list(args, spec_seed: int) -> list[int | None]:
 
 
 def cmd_run(args) -> int:
+    from framework.quiet import status
     from framework.reports.table import default_view, load, render
     from framework.spec import load_spec
     from framework.train.run import resume_experiment, run_experiment
@@ -199,6 +233,7 @@ def cmd_run(args) -> int:
     if args.resume:
         if args.spec or args.overrides or args.seed is not None or args.seeds or args.repeat:
             raise FrameworkError("--resume takes only the run folder: the spec, overrides and seed are the run's own", path="--resume")
+        status("resuming: loading data and building the model...")
         with _in_spec_file(args.resume):
             result = resume_experiment(args.resume)
         print(f"\nrun folder: {result.folder.path}")
@@ -211,6 +246,7 @@ def cmd_run(args) -> int:
     folders = []
     for seed in _seed_list(args, first.spec.seed):
         loaded = first if seed is None else load_spec(args.spec, [*args.overrides, f"seed={seed}"])
+        status("loading data and building the model...")  # before Keras's own output starts
         with _in_spec_file(loaded.file):
             result = run_experiment(loaded, args.reports)
         if result.folder is None:
@@ -226,11 +262,16 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from framework.reports import table
 
+    for folder in args.dirs:
+        if not Path(folder).exists():
+            raise FrameworkError("no such folder; name a run folder or a folder of runs", path=folder)
     frame = table.load(*args.dirs)
     if args.where and not frame.empty:
         frame = table.where(frame, args.where)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    view = table.default_view(frame, columns)
+    # csv and json are for programs: the same columns every time; tables and pages are for people
+    wide = args.wide or args.format in ("csv", "json")
+    view = table.default_view(frame, columns) if wide else table.compact_view(frame, columns)
     if args.sort and not view.empty:
         if args.sort not in frame.columns:
             from framework.errors import did_you_mean
@@ -252,6 +293,11 @@ def cmd_report(args) -> int:
         shown = table.group_display(grouped) if grouped is not None else None
         print(write_runs_page(view, frame, output, grouped=shown))
         return 0
+    width = table.terminal_width() if args.format == "table" and not (args.wide or columns) else None
+    if width and not view.empty:
+        view, note = table.fit_width(view, width)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(table.render(view, args.format))
     return 0
 
@@ -264,9 +310,13 @@ def cmd_audit(args) -> int:
     if not (folder / "metrics.json").exists() or not (folder / "model.keras").exists():
         raise RunError("is not a completed run folder (no metrics.json or model.keras)", path=str(folder))
     metrics = audit_run(folder)
+    if metrics.get("audit_auc") is None:
+        print(f"membership-inference audit of {folder.name}: {metrics.get('audit_note', 'nothing to audit')}")
+        return 0
     print(f"membership-inference audit of {folder.name}: AUC {metrics['audit_auc']:.4f}, "
           f"max(TPR - FPR) {metrics['audit_advantage']:.4f} over {metrics['audit_examples']} examples"
-          + (f"; epsilon {metrics['epsilon']:.3g}" if "epsilon" in metrics else "; not a private run"))
+          + (f"; epsilon {metrics['epsilon']:.3g}" if metrics.get("epsilon") is not None else
+             "; no finite epsilon" if "epsilon" in metrics else "; not a private run"))
     return 0
 
 
@@ -285,23 +335,59 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_list(args) -> int:
+def _load_plugins_of(args) -> bool:
+    """Import the plugins of --spec and --plugin (TensorFlow first, quietly); True if there were any."""
+    if not (args.spec or args.plugin):
+        return False
     from framework.plugins import load_plugin_file
-    from framework.registry import registry
+    from framework.quiet import import_tensorflow
 
+    import_tensorflow()
     if args.spec:
         from framework.spec import load_spec
 
         load_spec(args.spec)  # imports its plugins
     for plugin in args.plugin:
         load_plugin_file(Path(plugin), key_path="--plugin")
+    return True
 
+
+def cmd_list(args) -> int:
     kinds = [LIST_KINDS[args.kind]] if args.kind else [k for k in LIST_KINDS.values() if k != "layer"]
+    if args.verbose:  # from the catalogue: no TensorFlow unless plugins are named
+        from framework.describe import list_verbose
+
+        plugins = _load_plugins_of(args)
+        print("\n".join(list_verbose(kind, with_plugins=plugins) for kind in kinds), end="")
+        return 0
+    from framework.quiet import import_tensorflow
+    from framework.registry import registry
+
+    if any(kind != "data_source" for kind in kinds):
+        import_tensorflow()  # the registry lists Keras's classes
+    _load_plugins_of(args)
     for kind in kinds:
         entries = registry.entries(kind)
         print(f"{kind} ({len(entries)}):")
         for name, entry in entries.items():
             print(f"  {name:40s} {entry.source}")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from framework.describe import describe
+
+    print(describe(args.type, with_plugins=_load_plugins_of(args)), end="")
+    return 0
+
+
+def cmd_init(args) -> int:
+    from framework.examples import write_example
+
+    written = write_example(args.example, Path.cwd())
+    for path in written:
+        print(f"wrote {path.relative_to(Path.cwd())}")
+    print(f"next: python -m framework check {written[0].name} && python -m framework run {written[0].name}")
     return 0
 
 
@@ -319,18 +405,19 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from framework.use.explain import explain_run
+    from framework.use.explain import describe_methods, explain_run
     from framework.use.trained import TrainedRun
 
     if args.samples < 1:
         raise FrameworkError("must be at least 1", path="--samples")
-    summary = explain_run(TrainedRun.open(args.run_folder), args.samples)
+    summary = explain_run(TrainedRun.open(args.run_folder), args.samples, args.method)
     check = summary["deletion_check"]
     print(f"{summary['kind']}: {summary['method']}, {args.samples} test examples")
     for name in summary["files"]:
         print(f"  {Path(args.run_folder) / name}")
     print(f"deletion check: deleting the top {check['deleted_fraction']:.0%} drops the predicted class's probability by "
           f"{check['drop_top']:.3f}, random deletion by {check['drop_random']:.3f} -> {'passes' if check['passes'] else 'FAILS'}")
+    print("\n".join(describe_methods(summary)))  # each method's deletion check and measures
     return 0
 
 
@@ -344,6 +431,9 @@ def cmd_export(args) -> int:
     return 0
 
 
+#: commands that import TensorFlow before they start (quietly: framework/quiet.py)
+TENSORFLOW_COMMANDS = ("run", "check", "tune", "audit", "predict", "explain", "export")
+
 COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -353,6 +443,8 @@ COMMANDS = {
     "audit": cmd_audit,
     "schema": cmd_schema,
     "list": cmd_list,
+    "describe": cmd_describe,
+    "init": cmd_init,
     "predict": cmd_predict,
     "explain": cmd_explain,
     "export": cmd_export,
@@ -381,19 +473,25 @@ def _warnings_as_lines():
 
 
 def main(argv: list[str] | None = None) -> int:
-    with _warnings_as_lines():
-        return _main(argv)
+    from framework import quiet
+
+    quiet.show_status = True
+    try:
+        with _warnings_as_lines():
+            return _main(argv)
+    finally:
+        quiet.show_status = False
 
 
 def _main(argv: list[str] | None = None) -> int:
+    from framework import quiet
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("run", "check", "tune", "audit", "predict", "explain", "export") and not getattr(args, "schema_only", False):
-            from framework.quiet import import_tensorflow
-
-            import_tensorflow()
+        quiet.use_tensorflow_backend(note=False)  # noted if TensorFlow is imported
+        if args.command in TENSORFLOW_COMMANDS and not getattr(args, "schema_only", False):
+            quiet.import_tensorflow()
         return COMMANDS[args.command](args)
     except FrameworkError as exc:
         for line in str(exc).splitlines():

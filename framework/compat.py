@@ -77,3 +77,16 @@ def quiet_keras_tuner() -> None:
     except ImportError:
         raise _missing("keras_tuner.src.config", "keras-tuner") from None
     kt_config.DEBUG = False
+
+
+def text_tokens(vectorizer, texts) -> list[list[str]]:
+    """The tokens a TextVectorization layer makes of each text (its standardize and split, before the
+    vocabulary); Word2VecEmbedding trains on them, so its words are the vocabulary's words."""
+    import tensorflow as tf
+
+    preprocess = getattr(vectorizer, "_preprocess", None)
+    if preprocess is None:
+        raise _missing("TextVectorization._preprocess", "keras")
+    tokens = preprocess(tf.constant([str(t) for t in texts]))
+    rows = tokens.to_list() if hasattr(tokens, "to_list") else tokens.numpy().tolist()
+    return [[t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in row if t] for row in rows]

@@ -216,6 +216,16 @@ class Registry:
         name = self._aliases[kind].get(name, name)
         return self._entries[kind].get(name)
 
+    def registered(self, kind: str, name: str) -> Entry | None:
+        """What is registered under ``name`` so far (by a plugin, say), without running the built-in providers."""
+        self._check_kind(kind)
+        return self._entries[kind].get(self._aliases[kind].get(name, name))
+
+    def registered_entries(self, kind: str) -> dict[str, Entry]:
+        """Everything registered under ``kind`` so far, without running the built-in providers (no Keras import)."""
+        self._check_kind(kind)
+        return dict(self._entries[kind])
+
     def get(self, kind: str, name: str, *, path: str | None = None) -> Any:
         """Look a name up; unknown names raise a SpecError with a suggestion."""
         if not isinstance(name, str):

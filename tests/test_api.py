@@ -99,3 +99,17 @@ def test_a_disabled_privacy_section_stays_in_resolved_json(tmp_path):
 
     spec = validate(tiny_spec(privacy={"enabled": False, "noise_multiplier": 1.0}), file="s", base_dir=tmp_path)
     assert spec.dp is None and spec.model_dump(mode="json")["privacy"]["enabled"] is False
+
+
+def test_max_epsilon_and_the_epsilon_log_hold_inside_tune_trials(tmp_path):
+    import framework
+
+    spec = tiny_spec(train={"epochs": 50, "verbose": 0}, tune={"max_trials": 1, "objective": "val_accuracy"},
+                     privacy={"l2_norm_clip": 1.0, "noise_multiplier": 2.0, "max_epsilon": 1.0})
+    spec["train"]["batch_size"] = {"tune": "choice", "values": [64]}
+    trials = framework.tune(spec, reports=tmp_path)
+    run = next((Path(trials.attrs["folder"]) / "trials").iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    history = pd.read_csv(run / "history.csv")
+    assert 1 < metrics["epochs"] < 50 and len(history) == metrics["epochs"]
+    assert history["epsilon"].iloc[-1] <= 1.0 and metrics["epsilon"] <= 1.0

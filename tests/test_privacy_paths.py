@@ -4,6 +4,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import tiny_spec
@@ -56,12 +57,12 @@ def test_a_restored_checkpoint_continues_the_noise_stream_and_never_replays_it(t
     model = _build(tmp_path, reproducible).model
     model.optimizer.build(model.trainable_variables)
     step1 = _noise_step(model)
-    Checkpoint(tmp_path / "backup", [*model.variables, *model.optimizer.variables]).save(1, {})
+    Checkpoint(tmp_path / "backup", [*model.variables, *model.optimizer.variables, *model.dp_state_variables()]).save(1, {})
     step2 = _noise_step(model)
 
     fresh = _build(tmp_path, reproducible).model  # a new process resuming the run
     fresh.optimizer.build(fresh.trainable_variables)
-    epoch, _, _ = Checkpoint(tmp_path / "backup", [*fresh.variables, *fresh.optimizer.variables]).restore()
+    epoch, _, _ = Checkpoint(tmp_path / "backup", [*fresh.variables, *fresh.optimizer.variables, *fresh.dp_state_variables()]).restore()
     resumed = _noise_step(fresh)
     assert epoch == 1
     np.testing.assert_allclose(resumed, step2, atol=1e-7)
@@ -183,6 +184,8 @@ def test_reproducible_noise_is_marked_not_private(cli, write_spec, tmp_path):
         ({"regularization": {"reduce_lr_on_plateau": {"monitor": "accuracy"}}}, "reduce_lr_on_plateau", "validation metric"),
         ({"train": {"mixed_precision": True}}, "mixed_precision", "float32"),
         ({"privacy": {**PRIVACY, "noise_multiplier": 0}}, "noise_multiplier", "greater than 0"),
+        ({"train": {"callbacks": [{"type": "EarlyStopping", "monitor": "loss"}]}}, "train.callbacks[0]", "validation metric"),
+        ({"tune": {"objective": "accuracy"}}, "tune.objective", "validation metric"),
     ],
 )
 def test_non_private_inputs_are_refused_with_the_key_and_the_alternative(tmp_path, sections, key, message):
@@ -223,3 +226,31 @@ def test_layers_tensorflow_cannot_vectorize_train_one_example_at_a_time(cli, wri
                       model={"input_shape": [64], "layers": layers}, train={"epochs": 1, "batch_size": 256, "verbose": 0})
     assert metrics["status"] == "completed" and metrics["dp_clipping"] == "loop"
     assert metrics["epsilon"] == pytest.approx(_recomputed_epsilon(metrics), rel=1e-9)
+
+
+def test_training_metrics_of_a_private_run_are_not_released(cli, write_spec, tmp_path):
+    """Mutant: history.csv / metrics.json carrying the loss and accuracy computed on the private batches."""
+    metrics, _ = _run(cli, write_spec, tmp_path, train={"epochs": 2, "verbose": 0, "tensorboard": True})
+    folder = next((tmp_path / "dp").iterdir())
+    history = pd.read_csv(folder / "history.csv")
+    assert {"val_loss", "val_accuracy", "epsilon"} <= set(history.columns)
+    assert not {"loss", "accuracy"} & set(history.columns)
+    assert not any(k in metrics for k in ("loss", "accuracy"))
+
+
+def test_class_names_read_off_private_labels_are_refused(cli, write_spec, tmp_path):
+    rows = ["a,b,label"] + [f"{i % 7},{i % 5},{'cat' if i % 2 else 'dog'}" for i in range(60)] + ["1,2,alice_smith"]
+    (tmp_path / "pets.csv").write_text("\n".join(rows) + "\n")
+    spec = tiny_spec(data={"source": "csv:pets.csv", "scale": 0.1, "validation_split": 0.2}, privacy=PRIVACY,
+                     model={"layers": [{"type": "Dense", "units": 3, "activation": "softmax"}]})
+    code, _, err = cli("run", write_spec(spec), "--reports", tmp_path / "r")
+    assert code == 2 and "data.class_names" in err and "alice_smith" not in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+    spec["data"]["class_names"] = ["alice_smith", "cat", "dog"]  # declared by the owner: public
+    code, _, err = cli("run", write_spec(spec), "--reports", tmp_path / "r")
+    assert code == 0, err
+
+
+def test_the_audit_marks_its_run_not_private(cli, write_spec, tmp_path):
+    metrics, _ = _run(cli, write_spec, tmp_path, privacy={**PRIVACY, "audit": True})
+    assert metrics["private"] is False and "audit" in metrics["private_reason"]

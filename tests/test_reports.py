@@ -4,6 +4,7 @@ import io
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -111,11 +112,39 @@ def test_damaged_and_half_written_folders_are_skipped(cli, four_runs, tmp_path):
     assert "skipping" in err and "half" in err and "empty" in err
 
 
-def test_tensorboard_logs(cli, tmp_path, write_spec):
+def hparams_in(log_dir):
+    """The HParams plugin's session start info in a TensorBoard log folder: {name: value}, and the scalar tags."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = event_accumulator.EventAccumulator(str(log_dir), size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in content, f"no hparams plugin data in {log_dir}: {events.Tags()}"
+    data = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = {}
+    for name, value in data.session_start_info.hparams.items():
+        kind = value.WhichOneof("kind")
+        hparams[name] = getattr(value, kind)
+    tensors = {tag: events.Tensors(tag) for tag in events.Tags()["tensors"] if not tag.startswith("_hparams_")}
+    return hparams, tensors
+
+
+def test_tensorboard_logs_hparams_and_test_metrics(cli, tmp_path, write_spec):
+    import tensorflow as tf
+
     spec = write_spec(tiny_spec(train={"epochs": 1, "verbose": 0, "tensorboard": True}))
     assert cli("run", spec, "--reports", tmp_path / "r")[0] == 0
-    logs = next((tmp_path / "r").iterdir()) / "tensorboard"
-    assert any(p.name.startswith("events.out.tfevents") for p in logs.rglob("*"))
+    folder = next((tmp_path / "r").iterdir())
+    logs = folder / "tensorboard"
+    assert any(p.name.startswith("events.out.tfevents") for p in (logs / "train").rglob("*"))
+    hparams, tensors = hparams_in(logs)
+    assert hparams["train.optimizer.learning_rate"] == pytest.approx(1e-3)
+    assert hparams["model.layers[0].units"] == 16 and hparams["data.source"] == "sklearn:digits"
+    assert not {"train.verbose", "train.tensorboard"} & set(hparams)  # noise is left out
+    metrics = json.loads((folder / "metrics.json").read_text())
+    # the test metrics are scalars next to the hparams, so the HParams dashboard shows them
+    assert float(tf.make_ndarray(tensors["test_accuracy"][-1].tensor_proto)) == pytest.approx(metrics["test_accuracy"])
 
 
 def _chromium():
@@ -140,3 +169,99 @@ def test_html_page_renders_in_a_headless_browser(cli, four_runs, tmp_path):
         [_chromium(), *flags, "--dump-dom", "--virtual-time-budget=3000", page.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout
     assert "index-curves.png" in js_dom
+    # at 1400 px the pages do not scroll sideways: wide tables scroll inside their own boxes
+    run_page = next(p for p in sorted(four_runs.iterdir()) if p.is_dir()) / "report.html"
+    for shown in (page, run_page):
+        widths = _page_widths(_chromium(), flags, shown, tmp_path, 1400)
+        assert widths["inner"] == 1400 and widths["scroll"] <= 1400, (shown, widths)
+
+
+def _page_widths(chromium, flags, page, tmp_path, width):
+    """The page's document scroll width and window width at ``width`` px, measured by a copy of it that writes them
+    into its title once loaded (the copy sits beside the page, so its images load the same)."""
+    probe = page.with_name(f".probe-{width}.html")
+    script = ("<script>addEventListener('load', () => { document.title = 'widths ' + JSON.stringify({scroll: "
+              "document.documentElement.scrollWidth, inner: innerWidth}); });</script>")
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    try:
+        dom = subprocess.run([chromium, *flags, f"--window-size={width},900", "--virtual-time-budget=3000", "--dump-dom",
+                              probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    finally:
+        probe.unlink()
+    assert "<title>widths " in dom, dom[:500]
+    return json.loads(dom.split("<title>widths ")[1].split("</title>")[0])
+
+
+def _six_runs(four_runs, root):
+    """Six run folders (the four trained ones, two copies with a longer name and another batch size), two nested."""
+    import secrets
+
+    folders = sorted(p for p in four_runs.iterdir() if p.is_dir())
+    for i, folder in enumerate(folders + folders[:2]):
+        name = "tiny" if i < 4 else "a-much-longer-experiment-name"
+        target = root / ("nested/deeper" if i % 2 else "") / f"{name}-20261128-10000{i}-{secrets.token_hex(3)}"
+        shutil.copytree(folder, target, ignore=shutil.ignore_patterns("*.keras", "*.png", "*.html"))
+        resolved = json.loads((target / "resolved.json").read_text())
+        metrics = json.loads((target / "metrics.json").read_text())
+        resolved["name"] = metrics["name"] = name
+        metrics["run"] = target.name
+        if i >= 4:
+            resolved["train"]["batch_size"] = 128
+        (target / "resolved.json").write_text(json.dumps(resolved))
+        (target / "metrics.json").write_text(json.dumps(metrics))
+    return root
+
+
+def test_report_fits_the_terminal_with_one_line_per_run(cli, four_runs, tmp_path, monkeypatch):
+    root = _six_runs(four_runs, tmp_path / "six")
+    monkeypatch.setenv("COLUMNS", "120")
+    code, out, err = cli("report", root)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 7, out  # the header and one line per run
+    assert max(len(line) for line in lines) <= 120
+    header = lines[0].split()
+    assert header[0] == "run" and "test_accuracy" in header
+    assert any("learning_rate" in h for h in header) and any("batch_size" in h for h in header)
+    for noise in ("train.verbose", "verbose", "status", "name", "epochs", "path", "jit_compile"):
+        assert noise not in header  # the same in every run, or noise
+    ids = [line.split()[0] for line in lines[1:]]
+    assert not any("20261128" in i for i in ids) and sum(i.startswith("tiny-") for i in ids) == 4  # name + 6-char id
+
+    code, out, _ = cli("report", root, "--wide")
+    assert code == 0 and "20261128-100001" in out and "train.optimizer.learning_rate" in out and "status" in out
+    monkeypatch.setenv("COLUMNS", "50")  # narrower still: the least telling columns go, and a note says which
+    code, out, err = cli("report", root)
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 50 and "left out" in err
+    assert "test_accuracy" in out.splitlines()[0]
+
+
+def test_report_recurses_into_folders_and_refuses_a_missing_one(cli, four_runs, tmp_path):
+    root = _six_runs(four_runs, tmp_path / "six")
+    code, out, _ = cli("report", root, "--format", "csv")
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 6  # two of them two folders down
+    code, out, err = cli("report", tmp_path / "no-such-folder")
+    assert code == 2 and "no such folder" in err and "no-such-folder" in err
+
+
+def test_run_page_metrics_as_rows_and_only_the_spec_values_that_differ(four_runs):
+    frame = load(four_runs)
+    folder = Path(frame[frame["train.optimizer.learning_rate"] == 0.01]["path"].iloc[0])  # 0.001 is the default
+    page = (folder / "report.html").read_text()
+    metrics_part = page.split("<h2>Metrics</h2>")[1].split("<h2>")[0]
+    assert "<th>metric</th>" in metrics_part and "<th>value</th>" in metrics_part
+    assert "<td>test_accuracy</td>" in metrics_part  # a row per metric, not a column
+    spec_part = page.split("<h2>Spec</h2>")[1].split("<details>")[0]
+    assert "<td>train.optimizer.learning_rate</td>" in spec_part and "<td>train.epochs</td>" in spec_part
+    assert "train.jit_compile" not in spec_part and "data.stratify" not in spec_part  # defaults are left out
+    assert "<details><summary>Full resolved spec" in page and "jit_compile" in page.split("<details>")[1]
+    assert 'class="scroll"' in page and "position: sticky" in page
+
+
+def test_runs_page_curve_legends_name_the_varied_values(four_runs):
+    from framework.reports.html import curve_labels
+
+    labels = curve_labels(load(four_runs))
+    assert len(set(labels)) == 4
+    for label in labels:
+        parts = set(label.split(", "))
+        assert len(parts) == 2 and parts & {"learning_rate=0.001", "learning_rate=0.01"} and parts & {"seed=1", "seed=2"}, label

@@ -108,6 +108,7 @@ def test_kill_inside_each_stage_of_a_checkpoint_write_resumes_exactly(cli, tmp_p
     # killed while epoch 2's checkpoint was incomplete: back to epoch 1; once it was renamed: epoch 2
     assert metrics["resumed_from_epoch"] == (2 if stage in ("renamed", "pruned") else 1)
     assert metrics["epochs"] == EPOCHS and metrics["train_seconds"] > 0
+    assert metrics["examples_per_second"] == pytest.approx(metrics["train_examples"] * EPOCHS / metrics["train_seconds"], rel=0.01)
 
 
 def test_dp_run_killed_mid_write_resumes_exactly_with_reproducible_noise(cli, tmp_path, straight):
@@ -150,17 +151,55 @@ def test_sigkill_at_random_moments_resumes_exactly(cli, tmp_path, straight, name
     rng = np.random.default_rng(0)
     for i in range(12):
         reports = tmp_path / f"kill{i}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "framework", "run", str(spec), "--reports", str(reports)],
-            cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 120
-        while not list(reports.glob("*/backup")) and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.005)
-        time.sleep(float(rng.uniform(0, 1.5)))  # a random instant after the first checkpoint appears
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        log = tmp_path / f"kill{i}.log"
+        with open(log, "w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "framework", "run", str(spec), "--reports", str(reports)],
+                cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
+            deadline = time.time() + 120
+            while not list(reports.glob("*/backup")) and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.005)
+            assert reports.exists(), log.read_text()[-2000:]
+            time.sleep(float(rng.uniform(0, 1.5)))  # a random instant after the first checkpoint appears
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
         folder = next(reports.iterdir())
         if json.loads((folder / "metrics.json").read_text())["status"] == "completed":
             continue
         _resume_and_compare(cli, folder, expected)
+
+
+def test_a_run_that_stopped_itself_stays_stopped_after_a_kill(cli, tmp_path, write_spec):
+    """Killed after max_epsilon stopped it (during evaluation or saving): the resume trains no further epoch."""
+    spec = tiny_spec(name="capped", train={"epochs": 40, "verbose": 0},
+                     privacy={"l2_norm_clip": 1.0, "noise_multiplier": 2.0, "max_epsilon": 1.2, "reproducible_noise": True})
+    path = write_spec(spec, "capped.json")
+    assert _run(path, tmp_path / "straight").returncode == 0
+    straight = next((tmp_path / "straight").iterdir())
+    stopped_at = json.loads((straight / "metrics.json").read_text())["epochs"]
+    assert stopped_at < 40
+    assert _run(path, tmp_path / "killed", {FAULT_ENV: f"{stopped_at}:pruned"}).returncode == -signal.SIGKILL
+    metrics = _resume_and_compare(cli, next((tmp_path / "killed").iterdir()), _outcome(straight))
+    assert metrics["epsilon"] <= 1.2 and metrics["epochs"] == stopped_at
+
+
+def test_resume_refuses_changed_training_data(cli, tmp_path, write_spec):
+    rows = ["a,b,label"] + [f"{i % 7},{i % 5},{i % 3}" for i in range(90)]
+    data = tmp_path / "rows.csv"
+    data.write_text("\n".join(rows) + "\n")
+    spec = tiny_spec(data={"source": "csv:rows.csv", "scale": 0.1, "validation_split": 0.2}, train={"epochs": 3, "verbose": 0},
+                     model={"layers": [{"type": "Dense", "units": 3, "activation": "softmax"}]})
+    assert _run(write_spec(spec, "rows.json"), tmp_path / "r", {FAULT_ENV: "1:pruned"}).returncode == -signal.SIGKILL
+    data.write_text("\n".join(rows + [f"{i % 7},{i % 5},{i % 3}" for i in range(30)]) + "\n")
+    code, _, err = cli("run", "--resume", next((tmp_path / "r").iterdir()))
+    assert code == 2 and "training data changed" in err and "Traceback" not in err
+
+
+def test_a_run_failed_on_a_non_finite_loss_keeps_no_checkpoint_and_is_not_resumed(cli, tmp_path, write_spec):
+    spec = tiny_spec(data={"scale": 1e30}, train={"epochs": 3, "verbose": 0})
+    code, _, _ = cli("run", write_spec(spec), "--reports", tmp_path / "r")
+    folder = next((tmp_path / "r").iterdir())
+    assert code == 1 and not (folder / "backup").exists()
+    code, _, err = cli("run", "--resume", folder)
+    assert code == 2 and "non-finite" in err

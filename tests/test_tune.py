@@ -170,3 +170,53 @@ def test_latest_run_references_are_pinned_for_every_trial(tmp_path, write_spec):
     newest = str((reports / "pre-20261128-110000-bbbbbb").resolve())
     assert loaded.spec.model.init_from == newest
     assert loaded.overrides[-1] == f"model.init_from={json.dumps(newest)}"
+
+
+def _tune_spec(**tune) -> dict:
+    spec = tiny_spec(train={"epochs": 3, "verbose": 0, "tensorboard": True})
+    spec["model"]["layers"][0]["units"] = {"tune": "choice", "values": [8, 16, 32], "name": "units"}
+    spec["train"]["optimizer"] = {"learning_rate": {"tune": "float", "min": 1e-3, "max": 1e-2, "log": True}}
+    spec["tune"] = {"objective": "val_accuracy", **tune}
+    return spec
+
+
+def test_hyperband_stops_at_max_trials_and_trials_csv_has_each_budget(cli, tmp_path, write_spec):
+    """epochs 3, factor 3: hyperband alone would run 6 trials (3 at 1 epoch, the best continued to 3, then 2 at 3)."""
+    from test_reports import hparams_in
+
+    spec = write_spec(_tune_spec(tuner="hyperband", hyperband_factor=3, max_trials=4), "hb.json")
+    code, out, err = cli("tune", spec, "--reports", tmp_path)
+    assert code == 0, err
+    folder = tmp_path / "tiny-tune"
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == 4
+    assert list(trials["epochs"]) == [1, 1, 1, 3] and list(trials["initial_epoch"]) == [0, 0, 0, 1]
+    best_first = trials.iloc[:3]["val_accuracy"].idxmax()
+    assert trials["continued_from"].iloc[3] == trials["trial"].iloc[best_first]  # hyperband's tuner/trial_id
+    assert not any(c.startswith("tuner/") for c in trials.columns)
+    # one line per trial: n of N, the values, the objective, the best so far, the seconds
+    lines = [l for l in out.splitlines() if l.startswith("trial ")]
+    assert [l.split(":")[0] for l in lines] == [f"trial {n} of 4" for n in (1, 2, 3, 4)]
+    assert all("units=" in l and "learning_rate=" in l and "-> val_accuracy " in l and "best" in l and l.endswith(" s")
+               for l in lines)
+    assert f"epochs=1->3 continuing trial {best_first + 1}" in lines[3]
+    assert "Search: Running Trial" not in out  # not keras-tuner's own display
+    # each trial's TensorBoard folder has the HParams of its search spaces, with hyperband's budget
+    hparams, _ = hparams_in(folder / "trials" / f"trial_{trials['trial'].iloc[3]}" / "tensorboard")
+    assert set(hparams) == {"units", "train.optimizer.learning_rate", "tuner/epochs", "tuner/initial_epoch", "tuner/trial_id"}
+    assert hparams["units"] == trials["units"].iloc[3] and hparams["tuner/epochs"] == 3
+    # continuing with another epoch budget is refused, as a changed space is
+    code, _, err = cli("tune", spec, "--reports", tmp_path, "--set", "train.epochs=4")
+    assert code == 2 and "train.epochs was 3, now 4" in err
+    best = (folder / "best.toml").read_text()
+    assert "from scratch for the full train.epochs = 3" in best
+
+
+def test_max_seconds_stops_starting_new_trials(cli, tmp_path, write_spec):
+    spec = write_spec(_tune_spec(max_trials=5, max_seconds=0.5), "t.json")
+    code, out, err = cli("tune", spec, "--reports", tmp_path, "--set", "train.epochs=1", "--set", "train.tensorboard=false")
+    assert code == 0, err
+    folder = tmp_path / "tiny-tune"
+    assert len(pd.read_csv(folder / "trials.csv")) == 1  # the first trial took longer than 0.5 s
+    assert "tune.max_seconds = 0.5 s reached" in out
+    assert json.loads((folder / "metrics.json").read_text())["stopped"] == "tune.max_seconds = 0.5 s reached"

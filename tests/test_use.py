@@ -125,6 +125,26 @@ def test_predict_refuses_inputs_that_do_not_fit(cli, image_run, tmp_path):
     assert code == 2 and "not a finished run folder" in err
 
 
+def test_predict_reads_the_runs_own_training_layout_and_names_the_input_file(cli, image_run, tmp_path):
+    """An NPZ of (N, 8, 8) images for a run that reshaped to (8, 8, 1) (as an MNIST run reads (N, 28, 28))."""
+    from sklearn.datasets import load_digits
+
+    run, _, _ = _model_and_tests(image_run)
+    images = load_digits().images[:12]  # (12, 8, 8), pixel values 0..16
+    np.savez(tmp_path / "images.npz", x=images)
+    expected = run.model.predict((images * 0.0625).reshape(-1, 8, 8, 1).astype("float32"), verbose=0)
+    code, out, err = cli("predict", image_run, tmp_path / "images.npz")
+    assert code == 0, err
+    table = pd.read_csv(__import__("io").StringIO(out))
+    np.testing.assert_allclose(table[[f"p_{i}" for i in range(10)]].to_numpy(), expected, atol=1e-5)
+    # errors name the input file, not the word INPUT
+    np.savez(tmp_path / "wrong.npz", x=np.ones((3, 7, 7)))
+    code, _, err = cli("predict", image_run, tmp_path / "wrong.npz")
+    assert code == 2 and f"{tmp_path / 'wrong.npz'}: examples of shape (7, 7)" in err and "INPUT" not in err
+    code, _, err = cli("predict", image_run, tmp_path / "missing.csv")
+    assert code == 2 and f"{tmp_path / 'missing.csv'}: not found" in err and "INPUT" not in err
+
+
 # --- explain ---------------------------------------------------------------------------------
 
 

@@ -24,16 +24,17 @@ def _layers_on_inputs(model) -> list[tuple[Any, str]]:
 
 
 def adapt_to_data(model, x_train) -> dict[str, Any]:
-    """Adapt TextVectorization layers on the training inputs, then fill PretrainedEmbedding rows.
+    """Adapt TextVectorization layers on the training inputs, then fill PretrainedEmbedding rows
+    (a Word2VecEmbedding's vectors are trained here first, on the training split's text).
 
     Returns facts for metrics.json (vocabulary size, pretrained coverage).
     """
     import keras
 
-    from framework.build.blocks import PretrainedEmbedding
+    from framework.build.blocks import PretrainedEmbedding, Word2VecEmbedding
 
     facts: dict[str, Any] = {}
-    vocabulary = None
+    vocabulary = vectorizer = texts = None
     for layer, input_name in _layers_on_inputs(model):
         data = x_train[input_name] if isinstance(x_train, dict) else x_train
         if isinstance(layer, keras.layers.Embedding) and getattr(data, "dtype", None) is not None and data.dtype.kind in "iu":
@@ -46,6 +47,7 @@ def adapt_to_data(model, x_train) -> dict[str, Any]:
         if isinstance(layer, keras.layers.TextVectorization):
             layer.adapt(data, batch_size=1024)
             vocabulary = layer.get_vocabulary()
+            vectorizer, texts = layer, data
             facts["vocabulary_size"] = len(vocabulary)
     for layer in model.layers:
         if isinstance(layer, PretrainedEmbedding):
@@ -54,5 +56,8 @@ def adapt_to_data(model, x_train) -> dict[str, Any]:
                     "PretrainedEmbedding needs a TextVectorization layer on the text input: its vocabulary says "
                     "which word each row is", path="model.layers",
                 )
+            if isinstance(layer, Word2VecEmbedding):  # vectors trained on the training split's text only
+                layer.train_vectors(vectorizer, texts)
+                facts.update(layer.word2vec_facts)
             facts["pretrained_coverage"] = round(layer.load_vectors(vocabulary), 4)
     return facts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from typing import Any
@@ -10,24 +11,72 @@ from framework.errors import SpecError, did_you_mean
 from framework.registry import registry
 
 # Keyword arguments keras.layers.Layer takes through **kwargs.
-_LAYER_EXTRA_KWARGS = {"input_shape", "input_dim", "batch_input_shape", "batch_size", "weights"}
+_LAYER_EXTRA_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size", "weights")
+
+
+@functools.lru_cache(maxsize=None)
+def signature_arguments(cls: type) -> tuple[dict[str, tuple[inspect.Parameter, type]], bool]:
+    """The keyword arguments a class's constructor accepts, in signature order, following ``**kwargs`` up the MRO:
+    {name: (parameter, the class that declares it)}, and whether that is all of them (False: any keyword goes).
+
+    A parent's argument that the child's ``super().__init__(...)`` call sets itself (Conv2D sets ``rank``) is not
+    the caller's to give. ``keras.layers.Layer`` takes a few more through ``**kwargs`` (``input_shape``, ...);
+    Keras's base optimizer refuses any keyword it does not name."""
+    import keras
+
+    found: dict[str, tuple[inspect.Parameter, type]] = {}
+    positional, bound = 0, set()  # what the previous class's super().__init__ call passes itself
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__ or klass is object:
+            continue
+        init = klass.__dict__["__init__"]
+        params = inspect.signature(init).parameters
+        order = [n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        set_by_child = set(order[:positional]) | bound
+        for name, param in params.items():
+            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL) and name != "self" and name not in set_by_child:
+                found.setdefault(name, (param, klass))
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return found, True
+        if klass is keras.layers.Layer:
+            for name in _LAYER_EXTRA_KWARGS:
+                found.setdefault(name, (inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None), klass))
+            return found, True
+        if klass.__name__ == "BaseOptimizer" and klass.__module__.startswith("keras."):
+            return found, True  # it raises "Argument(s) not recognized" for anything else
+        positional, bound = _parent_call(init)
+    return found, False
+
+
+def _parent_call(init) -> tuple[int, set[str]]:
+    """How many positional arguments, and which keywords, ``init`` passes to its parent's ``__init__``."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError, SyntaxError):
+        return 0, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__":
+            owner = node.func.value
+            explicit_self = not (isinstance(owner, ast.Call) and getattr(owner.func, "id", None) == "super")
+            args = [a for a in node.args if not isinstance(a, ast.Starred)]
+            keywords = {k.arg for k in node.keywords if k.arg is not None}
+            return max(0, len(args) - (1 if explicit_self else 0)), keywords
+    return 0, set()
 
 
 def accepted_kwargs(cls: type) -> set[str] | None:
     """Every keyword a layer class accepts, following **kwargs up the MRO; None if unbounded."""
-    import keras
+    found, complete = signature_arguments(cls)
+    return set(found) if complete else None
 
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in klass.__dict__:
-            continue
-        params = inspect.signature(klass.__dict__["__init__"]).parameters
-        names.update(n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "self")
-        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            return names
-        if klass is keras.layers.Layer:
-            return names | _LAYER_EXTRA_KWARGS
-    return None
+
+def unknown_argument_message(type_name: str, key: str, allowed) -> str:
+    """"Dense has no argument 'unitz' (did you mean 'units'?); it takes: units, activation, ..." """
+    allowed = list(allowed)
+    return f"{type_name} has no argument '{key}'{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}"
 
 
 def _argument_in_message(message: str, kwargs: dict[str, Any]) -> str | None:
@@ -40,10 +89,10 @@ def _argument_in_message(message: str, kwargs: dict[str, Any]) -> str | None:
 
 def instantiate(cls: type, type_name: str, kwargs: dict[str, Any], path: str):
     """``cls(**kwargs)``, with unknown and bad arguments reported at their key path."""
-    allowed = accepted_kwargs(cls) if isinstance(cls, type) else None
+    found, complete = signature_arguments(cls) if isinstance(cls, type) else ({}, False)
     for key in kwargs:
-        if allowed is not None and key not in allowed:
-            raise SpecError(f"{type_name} has no argument '{key}'{did_you_mean(key, allowed)}", path=f"{path}.{key}")
+        if complete and key not in found:
+            raise SpecError(unknown_argument_message(type_name, key, found), path=f"{path}.{key}")
     try:
         return cls(**kwargs)
     except SpecError:

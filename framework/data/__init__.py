@@ -1,5 +1,12 @@
 """Data stage: sources -> splits -> tf.data."""
 
-from framework.data.splits import Splits, load_splits
-
 __all__ = ["Splits", "load_splits"]
+
+
+def __getattr__(name: str):
+    # splits (numpy, pandas) load on first use, so that validating a spec, which looks data sources up, stays light
+    if name in __all__:
+        from framework.data import splits
+
+        return getattr(splits, name)
+    raise AttributeError(f"module 'framework.data' has no attribute {name!r}")

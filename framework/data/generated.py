@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from framework.data.sources import DataSource, RawData
 from framework.registry import registry
 
@@ -27,6 +25,8 @@ def number_words(n: int) -> str:
 
 
 def _number_words_pairs() -> RawData:
+    import numpy as np
+
     numbers = np.arange(10_000)
     sources = np.array([number_words(int(n)) for n in numbers], dtype=object)
     targets = np.array([str(int(n)) for n in numbers], dtype=object)

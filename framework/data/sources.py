@@ -12,12 +12,13 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from framework.errors import DataError, did_you_mean, warn
 from framework.registry import registry
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made, so that validating a spec stays light
+    import numpy as np
 
 
 @dataclass
@@ -192,6 +193,7 @@ class CsvSource(DataSource):
         return [c for c in frame.columns if c not in excluded]
 
     def load(self) -> RawData:
+        import numpy as np
         import pandas as pd
 
         frame = self._read()
@@ -248,6 +250,8 @@ class CsvSource(DataSource):
 
 def _row_numbers(mask, shown: int = 5) -> str:
     """'3, 7, 12, ...': 1-based data row numbers (the header not counted) where ``mask`` is true."""
+    import numpy as np
+
     rows = [str(i + 1) for i in np.flatnonzero(np.asarray(mask))[: shown + 1]]
     return ", ".join(rows[:shown]) + (", ..." if len(rows) > shown else "")
 
@@ -364,6 +368,8 @@ def check_csv_rows(path: str, frame=None) -> None:
 
 def _npz_header_shape(path: str, key: str) -> tuple[int, ...] | None:
     """The shape of ``key`` in an .npz, read from its .npy header without loading the array."""
+    import numpy as np
+
     fmt = np.lib.format
     try:
         with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
@@ -390,6 +396,8 @@ class NpzSource(DataSource):
         return shape[1:] if shape else None
 
     def load(self) -> RawData:
+        import numpy as np
+
         try:
             with np.load(self.arg, allow_pickle=False) as archive:
                 arrays = {k: archive[k] for k in archive.files}

@@ -29,6 +29,8 @@ class Splits:
     #: sequence-to-sequence: the ids <-> strings encoding and the test split's (sources, targets) strings
     sequence: Any = None
     test_texts: tuple | None = None
+    #: the class names were read off the labels themselves (not given by data.class_names or the source)
+    class_names_from_labels: bool = False
 
     @property
     def example_shape(self) -> tuple[int, ...] | None:
@@ -164,6 +166,7 @@ def _class_ids(raw: RawData, data_spec) -> RawData:
             names = given
         else:
             names = [str(n) for n in np.unique(y)]  # sorted
+            raw.info["class_names_from_labels"] = True  # read off the data (a private run must not publish them)
         index = {name: i for i, name in enumerate(names)}
         y = np.array([index[v] for v in y], dtype="int64")
         if y_test is not None:
@@ -248,6 +251,7 @@ def load_splits(data_spec, seed: int) -> Splits:
         return _sequence_splits(data_spec, raw, x_train, y_train, x_val, y_val, x_test, y_test)
     if data_spec.text is not None:
         return Splits(x_train, y_train, x_val, y_val, x_test, y_test, class_names=raw.class_names,
+                      class_names_from_labels=bool(raw.info.get("class_names_from_labels")),
                       preprocessing={"scale": "none", "text": data_spec.text})
     x_train, x_test = _reshape(x_train, data_spec.reshape), _reshape(x_test, data_spec.reshape)
     if x_test.shape[1:] != x_train.shape[1:]:
@@ -260,7 +264,7 @@ def load_splits(data_spec, seed: int) -> Splits:
         y_val,
         apply_scaling(x_test, stats),
         y_test,
-        class_names=raw.class_names,
+        class_names=raw.class_names, class_names_from_labels=bool(raw.info.get("class_names_from_labels")),
         preprocessing={**_json_ready(stats), **({"features": raw.info["features"]} if "features" in raw.info else {})},
     )
 

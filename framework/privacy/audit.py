@@ -48,6 +48,12 @@ def membership_audit(model, x_members, y_members, x_outside, y_outside, max_exam
             "audit_examples": int(2 * n)}
 
 
+AUDIT_NOT_PRIVATE = (
+    "the membership audit's figures are computed from the training examples' losses without noise; they are not "
+    "covered by epsilon, so a run folder with them is for the data's owner, not for release"
+)
+
+
 def audit_run(folder: str | Path, model=None, splits=None) -> dict:
     """Audit a run folder (training split vs test split) and add the results to its metrics.json."""
     from framework.data import load_splits
@@ -61,4 +67,6 @@ def audit_run(folder: str | Path, model=None, splits=None) -> dict:
         model = rf.load_run_model(run.path)
     seed = run.metrics().get("seed", 0)
     results = membership_audit(model, splits.x_train, splits.y_train, splits.x_test, splits.y_test, seed=seed)
+    if "epsilon" in run.metrics():  # its figures come from the training examples' losses, outside the DP step
+        results.update(private=False, private_reason=AUDIT_NOT_PRIVATE)
     return run.update_metrics(**results)

@@ -17,14 +17,14 @@ NOT_PRIVATE_REASON = "privacy.reproducible_noise = true: the noise and the batch
 
 @dataclass(frozen=True)
 class DPSeeds:
-    noise: int
-    sampling: int
+    noise: tuple[int, int, int]  # a Philox generator's state: 128-bit counter and 64-bit key
+    sampling: int  # the stateless Poisson draws' 63-bit key
     secret: bool
 
 
 def dp_seeds(seed: int, reproducible: bool) -> DPSeeds:
-    """Seeds for the noise generator and the Poisson sampler: secret unless ``reproducible``."""
+    """The noise generator's state and the Poisson sampler's key: secret unless ``reproducible``."""
     if reproducible:
         # distinct streams from the one seed, and distinct from the seed's own uses (splits, initialisation)
-        return DPSeeds(noise=(seed * 2 + 1) % 2**31, sampling=(seed * 2 + 2) % 2**31, secret=False)
-    return DPSeeds(noise=secrets.randbits(31), sampling=secrets.randbits(31), secret=True)
+        return DPSeeds(noise=(0, 0, seed * 2 + 1), sampling=seed * 2 + 2, secret=False)
+    return DPSeeds(noise=tuple(secrets.randbits(63) for _ in range(3)), sampling=secrets.randbits(63), secret=True)

@@ -30,21 +30,27 @@ class DPSGDModel(keras.Model):
     """A functional model whose ``train_step`` is DP-SGD; build with ``DPSGDModel(inputs, outputs)``."""
 
     def configure_privacy(
-        self, *, l2_norm_clip: float, noise_multiplier: float, expected_batch_size: float, loss, seed: int,
-        allow_ghost: bool = True,
+        self, *, l2_norm_clip: float, noise_multiplier: float, expected_batch_size: float, loss,
+        noise_state: tuple[int, int, int], allow_ghost: bool = True,
     ):
+        """``noise_state``: the Philox state of the noise generator (secret: see privacy/randomness.py)."""
         self.l2_norm_clip = float(l2_norm_clip)
         self.noise_multiplier = float(noise_multiplier)
         self.expected_batch_size = float(expected_batch_size)
         self.per_example_loss = loss
         # one loss value per example: a Loss object's call() skips its reduction; loss functions already do
         self.loss_per_row = loss.call if isinstance(loss, keras.losses.Loss) else loss
-        self.noise_seed = keras.random.SeedGenerator(seed)
+        # kept in a list so Keras does not track it; its state variable is in dp_state_variables() for checkpoints
+        self.noise_generators = [tf.random.Generator.from_state(tf.constant(noise_state, tf.int64), alg="philox")]
         self.ghost_layers = ghost_layers(self) if allow_ghost else None
         self.clipping = "ghost" if self.ghost_layers is not None else "vectorized"
         if self.ghost_layers:
             tapped = [layer.input for layer in self.ghost_layers] + [layer.output for layer in self.ghost_layers]
             self.tapped_model = keras.Model(self.inputs, [*self.outputs, *tapped])
+
+    def dp_state_variables(self) -> list:
+        """The noise generator's state, which a checkpoint must carry (not among Keras's variables)."""
+        return [generator.state for generator in getattr(self, "noise_generators", [])]
 
     def ghost_clipped_sum(self, x, y, weights):
         """The clipped gradient sum from each layer's inputs and output gradients (see the module docstring)."""
@@ -101,10 +107,8 @@ class DPSGDModel(keras.Model):
         clipped_sum = self.ghost_clipped_sum if self.ghost_layers else self.clipped_gradient_sum
         summed, predictions = clipped_sum(x, y, weights)
         std = self.noise_multiplier * self.l2_norm_clip
-        noisy = [
-            (g + keras.random.normal(tf.shape(g), stddev=std, dtype=g.dtype, seed=self.noise_seed)) / self.expected_batch_size
-            for g in summed
-        ]
+        generator = self.noise_generators[0]
+        noisy = [(g + generator.normal(tf.shape(g), stddev=std, dtype=g.dtype)) / self.expected_batch_size for g in summed]
         if self.losses:  # data-independent penalties: exact gradient, outside the clipped sum
             with tf.GradientTape() as tape:
                 penalty = tf.add_n(self.losses)

@@ -11,6 +11,7 @@ and its resolved spec flattened to key paths (``train.optimizer.learning_rate``,
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -45,27 +46,50 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 TRIAL_RUNS = "trials"  # a tune folder's run folders, one per trial (tune/search.py)
+# Folders inside a run or a reports folder that hold no runs: never searched.
+NOT_RUNS = {"tensorboard", "backup", "kt", "trial_stats", "explain", "export", "mlruns", "__pycache__"}
+MAX_DEPTH = 8  # folders of folders of runs, this deep at most
 
 
 def _is_run(path: Path) -> bool:
     return (path / rf.METRICS).exists() or (path / rf.RESOLVED).exists()
 
 
+def _subfolders(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_RUNS)
+    except OSError:
+        return []
+
+
 def find_run_folders(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders named directly, or one level below the folders named; a tune folder brings its trials."""
+    """Run folders named, or found anywhere below the folders named (folders of folders of runs too); a tune folder
+    brings its trials. A folder with no subfolders that is not a run is returned as well, so that reading it notes why
+    it is skipped."""
     found: list[Path] = []
+
+    def add_run(folder: Path) -> None:
+        found.append(folder)
+        trials = folder / TRIAL_RUNS
+        if trials.is_dir():
+            found.extend(p for p in _subfolders(trials) if _is_run(p))
+
+    def walk(folder: Path, depth: int) -> None:
+        for child in _subfolders(folder):
+            if _is_run(child):
+                add_run(child)
+            elif (child / "meta.yaml").exists():  # an MLflow store's folder
+                continue
+            elif _subfolders(child) and depth < MAX_DEPTH:
+                walk(child, depth + 1)
+            else:
+                found.append(child)
+
     for path in map(Path, paths):
         if _is_run(path):
-            candidates = [path]
+            add_run(path)
         elif path.is_dir():
-            candidates = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-        else:
-            continue
-        for candidate in candidates:
-            found.append(candidate)
-            trials = candidate / TRIAL_RUNS
-            if trials.is_dir():
-                found.extend(sorted(p for p in trials.iterdir() if p.is_dir() and _is_run(p)))
+            walk(path, 0)
     return found
 
 
@@ -166,6 +190,159 @@ def default_view(frame, columns: list[str] | None = None):
         differing = [c for c in differing if c != ARCHITECTURE]
     keep += differing
     return frame[list(dict.fromkeys(keep))]
+
+
+# Keys that say how a run was watched or where it lives, not what it was: left out of the compact view.
+NOISE_COLUMNS = {"train.verbose", "train.tensorboard", "description", "plugins", "path", "name", "examples_per_second"}
+NOISE_PREFIXES = ("tune.", "track.")
+_RUN_ID = re.compile(r"^(?P<name>.+)-\d{8}-\d{6}-(?P<id>[0-9a-f]{6})$")
+
+
+def is_noise(column: str) -> bool:
+    """Spec keys and columns that never tell runs apart in a way worth a column (verbosity, logging, tuning)."""
+    return column in NOISE_COLUMNS or column.startswith(NOISE_PREFIXES)
+
+
+def short_run_id(run: str) -> str:
+    """'quickstart-20261128-101500-3f9a2c' -> 'quickstart-3f9a2c': the name and the folder's 6-character id."""
+    match = _RUN_ID.match(str(run))
+    return f"{match['name']}-{match['id']}" if match else str(run)
+
+
+def _short_ids(frame) -> list[str]:
+    """Short run ids, with the parent folder's short name in front where two would be the same (trials)."""
+    short = [short_run_id(r) for r in frame["run"]]
+    if len(set(short)) < len(short) and "path" in frame.columns:
+        short = [
+            f"{short_run_id(Path(p).parent.parent.name if Path(p).parent.name == TRIAL_RUNS else Path(p).parent.name)}/{s}"
+            for s, p in zip(short, frame["path"])
+        ]
+    return short
+
+
+def _constant(series) -> bool:
+    return series.map(lambda v: json.dumps(v, sort_keys=True, default=str)).nunique(dropna=False) <= 1
+
+
+def compact_view(frame, columns: list[str] | None = None):
+    """What ``report`` shows people: short run ids, the metrics, and only the columns that differ between the runs
+    (no constant columns when there are several runs, no noise such as train.verbose, tune.*, paths).
+    ``columns`` picks the columns instead, as ``default_view`` does."""
+    if frame.empty or columns:
+        return default_view(frame, columns)
+    view = default_view(frame)
+    metrics = set(metric_columns(view.columns))
+    several = len(view) > 1
+    keep = []
+    for column in view.columns:
+        if column == "run":
+            keep.append(column)
+        elif is_noise(column) or view[column].isna().all():
+            continue
+        elif column in metrics or not (several and _constant(view[column])):
+            keep.append(column)
+    out = view[keep].copy()
+    if "run" in out.columns:
+        out["run"] = _short_ids(frame.loc[out.index])
+    return out
+
+
+def terminal_width() -> int | None:
+    """The terminal's width, or COLUMNS where set; None when stdout is not a terminal (a file, a pipe)."""
+    import os
+    import shutil
+
+    if "COLUMNS" in os.environ or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _width(frame) -> int:
+    return max((len(line) for line in frame.to_string(index=False).splitlines()), default=0)
+
+
+def _clip(value, limit: int):
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip_run(value, limit: int):
+    """A run id clipped in its name, keeping the id at its end that tells runs apart."""
+    text = str(value)
+    return text if len(text) <= limit else text[: max(limit - 8, 1)] + "…" + text[-7:]
+
+
+_GENERIC = {"type", "name", "value", "kind", "rate", "source"}  # last parts that say little alone: 'lr_schedule.type'
+
+
+def _short_headers(columns: list[str]) -> dict[str, str]:
+    """Dotted spec keys shortened to their last parts, as far as they stay unique: 'learning_rate', 'layers[0].units'."""
+    out = {}
+    taken = set(columns)
+    for column in columns:
+        parts = column.split(".")
+        if len(parts) < 2:
+            continue
+        for n in range(2 if parts[-1] in _GENERIC else 1, len(parts)):
+            candidate = ".".join(parts[-n:])
+            others = [c for c in columns if c != column and ".".join(c.split(".")[-n:]) == candidate]
+            if not others and candidate not in taken:
+                out[column] = candidate
+                taken.add(candidate)
+                break
+    return out
+
+
+def _drop_order(columns: list[str]) -> list[str]:
+    """Which columns go first when a table is too wide: timing and counts, later metrics, spec keys, test metrics."""
+    metrics = metric_columns(columns)
+    trailing = [c for c in columns if c in TRAILING_COLUMNS]
+    status = [c for c in columns if c == "status"]
+    tests = [c for c in metrics if c.startswith("test_")]
+    other_metrics = [c for c in metrics if c not in tests]
+    spec = [c for c in columns if c not in {"run", *metrics, *trailing, *status}]
+    return [*trailing[::-1], *other_metrics[1:][::-1], *status[::-1], *spec[::-1], *other_metrics[:1], *tests[:0:-1]]
+
+
+def _clip_columns(shown, limit: int) -> None:
+    for column in shown.columns:
+        clip = _clip_run if column == "run" else _clip
+        shown[column] = [clip(v, max(limit, 24) if column == "run" else limit) for v in shown[column]]
+
+
+def fit_width(view, width: int):
+    """``view`` as display strings that fit ``width`` characters: long texts clipped, then dotted headers shortened,
+    then the least telling columns left out. Returns (the display frame, a note on what was shortened or left out)."""
+    shown = _display(view).astype(str)
+    if shown.empty or _width(shown) <= width:
+        return shown, ""
+    notes = []
+    _clip_columns(shown, 32)
+    renamed = {}
+    if _width(shown) > width:
+        renamed = _short_headers([c for c in shown.columns if c != "run"])
+        shown = shown.rename(columns=renamed)
+        if renamed:
+            notes.append("spec keys shortened")
+    hidden = []
+    order = _drop_order(list(view.columns))
+    for phase, columns in enumerate((
+        [c for c in order if c in TRAILING_COLUMNS],  # timing and counts first, before texts are clipped further
+        order,
+    )):
+        if phase == 1 and _width(shown) > width:
+            _clip_columns(shown, 16)
+        for column in columns:
+            if _width(shown) <= width or len(shown.columns) <= 2:
+                break
+            if column not in hidden:
+                shown = shown.drop(columns=renamed.get(column, column))
+                hidden.append(column)
+    if hidden:
+        notes.append(f"{len(hidden)} column{'s' if len(hidden) > 1 else ''} left out to fit {width} characters: "
+                     f"{', '.join(hidden)}")
+    note = "; ".join(notes) + ". --wide shows every column in full, --columns picks them." if notes else ""
+    return shown, note
 
 
 def render(frame, fmt: str) -> str:

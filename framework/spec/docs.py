@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,7 +15,8 @@ from framework.spec.schema import Spec
 def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation)
-    for noise in ("typing.", "framework.spec.schema.", "NoneType"):
+    text = re.sub(r"framework\.spec\.(?:schema|sections\.\w+)\.", "", text)  # where a spec table is declared
+    for noise in ("typing.", "NoneType"):
         text = text.replace(noise, "" if noise != "NoneType" else "None")
     return text
 

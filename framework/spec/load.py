@@ -49,6 +49,15 @@ class LoadedSpec:
         return self.spec.model_dump(mode="json")
 
 
+#: a JSON spec may name its JSON Schema at the top (for editors); validation ignores it
+SCHEMA_KEY = "$schema"
+
+
+def without_schema_key(data: dict[str, Any]) -> dict[str, Any]:
+    """The spec without its top-level ``$schema`` (an editor's pointer to the JSON Schema, not an option)."""
+    return {k: v for k, v in data.items() if k != SCHEMA_KEY} if SCHEMA_KEY in data else data
+
+
 def parse_text(text: str, fmt: str, file: str) -> dict[str, Any]:
     if fmt == "toml":
         try:
@@ -190,7 +199,7 @@ def validate(data: dict[str, Any], *, file: str, base_dir: Path) -> Spec:
         raise errors_from_validation(exc, file) from None
 
 
-def validate_resolved(resolved: dict[str, Any], folder: Path) -> Spec:
+def validate_resolved(resolved: dict[str, Any], folder: Path, resuming: bool = False) -> Spec:
     """A run folder's resolved.json (already read) as a spec; it holds absolute paths, so it validates wherever
     the original spec was. Its ``_overrides`` entry (the --set list) is not part of the spec; an older
     ``spec_version`` is upgraded first (spec/upgrade.py), and the rules for starting a run are not re-applied."""
@@ -199,7 +208,8 @@ def validate_resolved(resolved: dict[str, Any], folder: Path) -> Spec:
     where = str(Path(folder) / "resolved.json")
     data = upgrade({k: v for k, v in resolved.items() if k != "_overrides"}, where)
     try:
-        return Spec.model_validate(data, context={"base_dir": str(folder), "existing_run": True})
+        # reading a finished run skips the rules for starting one; resuming continues training, so they apply
+        return Spec.model_validate(data, context={"base_dir": str(folder), "existing_run": not resuming})
     except ValidationError as exc:
         raise errors_from_validation(exc, where) from None
 
@@ -297,6 +307,7 @@ def _load(data: dict[str, Any], text: str, path: Path | None, base_dir: Path, ov
             raise
     from framework.tuning.spaces import extract_spaces, substitute
 
+    data = without_schema_key(data)  # so that tune's trials validate ``raw`` as it is
     spaces = extract_spaces(data, file=file)
     spec = validate(substitute(data, spaces, {}), file=file, base_dir=base_dir)
     return LoadedSpec(spec=spec, path=path, text=text, overrides=overrides, raw=data, spaces=spaces, format=fmt,

@@ -64,12 +64,32 @@ def stop_on_non_finite_loss():
     import keras
 
     class StopOnNonFiniteLoss(keras.callbacks.Callback):
+        bad_epoch = None  # 1-based, across resumes
+
         def on_epoch_end(self, epoch, logs=None):
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
+                self.bad_epoch = self.bad_epoch or epoch + 1
                 self.model.stop_training = True
 
     return StopOnNonFiniteLoss()
+
+
+# What a DP run may log: computed from the model and public or held-out data, or from the accountant.
+PUBLIC_LOGS = ("val_", "epsilon", "epoch_seconds", "learning_rate")
+
+
+def keep_public_logs():
+    """With [privacy]: drops the training loss and metrics (computed on the private batches, without noise)
+    from the epoch's logs before anything writes them (history.csv, TensorBoard, tracking, tune trials)."""
+    import keras
+
+    class KeepPublicLogs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for key in [k for k in (logs or {}) if not k.startswith(PUBLIC_LOGS)]:
+                del logs[key]
+
+    return KeepPublicLogs()
 
 
 # Counters of Keras's callbacks that the remaining epochs depend on; restored after their on_train_begin resets them.
@@ -117,7 +137,7 @@ def history_value(value) -> str:
         return str(value)
 
 
-def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, write_history):
+def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, write_history, non_finite=None):
     """Saves the checkpoint, then history.csv, at the end of every epoch; restores callback counters on resume.
 
     ``stateful``: the callbacks whose counters the checkpoint carries. ``resumed``: the checkpoint's meta and
@@ -148,7 +168,11 @@ def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, writ
             self.rows.append({"epoch": str(epoch), **{k: history_value(v) for k, v in sorted((logs or {}).items())}})
             states, arrays = callback_states(stateful)
             checkpoint.save(epoch + 1, {
-                "history": self.rows, "callbacks": states, "train_seconds": self.train_seconds(), **self.meta_extra,
+                "history": self.rows, "callbacks": states, "train_seconds": self.train_seconds(),
+                # a stop asked for by a callback (early stopping, max_epsilon, a non-finite loss) holds on resume
+                "stopped": bool(self.model.stop_training),
+                "non_finite_epoch": getattr(non_finite, "bad_epoch", None),
+                **self.meta_extra,
             }, arrays)
             write_history(self.rows)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,14 @@ from typing import Any
 
 from framework.errors import FrameworkError
 from framework.reports import run_folder as rf
-from framework.train.callbacks import epoch_recorder, epoch_timer, stop_on_non_finite_loss
+from framework.reports import tracking
+from framework.train.callbacks import (
+    epoch_recorder,
+    epoch_timer,
+    keep_public_logs,
+    restore_callback_states,
+    stop_on_non_finite_loss,
+)
 from framework.train.checkpoint import Checkpoint
 from framework.train.prepare import Prepared
 
@@ -44,13 +50,11 @@ class FitOutcome:
     callbacks: list
     interrupted: bool = False
     error: BaseException | None = None
+    non_finite_epoch: int | None = None  # 1-based, across resumes
 
     def finite(self) -> tuple[bool, int | None]:
         """(whether every loss was finite, the first non-finite epoch, 1-based and across resumes)."""
-        for epoch, value in enumerate(self.history.get("loss", []), start=self.initial_epoch + 1):
-            if value is None or not math.isfinite(value):
-                return False, epoch
-        return True, None
+        return self.non_finite_epoch is None, self.non_finite_epoch
 
 
 def write_history(path: Path, rows: list[dict[str, str]]) -> None:
@@ -69,14 +73,18 @@ def checkpoint_for(prepared: Prepared, folder: Path) -> Checkpoint:
 
 def core_callbacks(prepared: Prepared) -> list:
     """The callbacks every way of training runs, in their order: the pipeline's epoch, epsilon (before
-    anything that logs), the spec's (regularization, train.callbacks), the non-finite stop, the epoch timer."""
+    anything that logs), the spec's (regularization, train.callbacks), the non-finite stop, the epoch timer,
+    and with [privacy] the filter that keeps training metrics out of everything written after it."""
     callbacks = list(prepared.pipeline_callbacks)
     privacy = prepared.built.privacy
     if privacy is not None:
         from framework.privacy.plan import epsilon_callback
 
         callbacks.append(epsilon_callback(privacy, prepared.spec.dp.max_epsilon))
-    return [*callbacks, *prepared.spec_callbacks, stop_on_non_finite_loss(), epoch_timer()]
+    callbacks = [*callbacks, *prepared.spec_callbacks, stop_on_non_finite_loss(), epoch_timer()]
+    if privacy is not None:
+        callbacks.append(keep_public_logs())
+    return callbacks
 
 
 def fit(
@@ -95,23 +103,41 @@ def fit(
     folder = Path(folder)
     checkpoint = checkpoint_for(prepared, folder)
     resumed: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
     if resume:
         initial_epoch, meta, arrays = checkpoint.restore(expected_resolved=resolved_digest)
         if initial_epoch:
             resumed = {"meta": meta, "arrays": arrays}
+            if meta.get("data_digest") not in (None, prepared.data_digest):
+                from framework.errors import RunError
+
+                raise RunError(
+                    "the training data changed since this run started (its checkpoint was made from other data), so "
+                    "resuming would not continue the same run; restore the data or start a new run", path=str(folder),
+                )
         write_history(folder / rf.HISTORY, meta.get("history", []))  # rows past the checkpoint are redone
     callbacks = core_callbacks(prepared)
+    non_finite = next(c for c in callbacks if type(c).__name__ == "StopOnNonFiniteLoss")
     stateful = list(prepared.spec_callbacks)
     recorder = epoch_recorder(
-        checkpoint, folder / rf.HISTORY, stateful, resumed, lambda rows: write_history(folder / rf.HISTORY, rows)
+        checkpoint, folder / rf.HISTORY, stateful, resumed, lambda rows: write_history(folder / rf.HISTORY, rows),
+        non_finite,
     )
-    recorder.meta_extra = {"resolved_digest": resolved_digest}
+    recorder.meta_extra = {"resolved_digest": resolved_digest, "data_digest": prepared.data_digest}
     callbacks += [*(extra_callbacks or []), recorder]  # the recorder last: it saves what the others logged
     if spec.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder / "tensorboard")))
+    callbacks += tracking.callbacks(spec, folder, given=callbacks)  # HParams (tensorboard), MLflow ([track])
     outcome = FitOutcome({}, initial_epoch, initial_epoch, 0.0, callbacks)
     start = time.perf_counter()
     recorder.started = start  # also set by on_train_begin; here for a Ctrl-C before it
+    if meta.get("stopped"):
+        # the run had stopped itself (early stopping, max_epsilon, a non-finite loss) when it was killed
+        restore_callback_states(stateful, meta.get("callbacks", []), resumed.get("arrays", {}))
+        outcome.non_finite_epoch = meta.get("non_finite_epoch")
+        outcome.epochs = len(recorder.rows)
+        outcome.train_seconds = recorder.train_seconds()
+        return outcome
     try:
         history = model.fit(
             prepared.train_ds,
@@ -120,7 +146,7 @@ def fit(
             epochs=epochs or spec.train.epochs,
             callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles
-            verbose=spec.train.verbose if verbose is None else verbose,
+            verbose=spec.train.keras_verbose if verbose is None else verbose,
         )
         outcome.history = history.history
     except KeyboardInterrupt:
@@ -129,4 +155,5 @@ def fit(
         outcome.error = exc
     outcome.epochs = len(recorder.rows)
     outcome.train_seconds = recorder.train_seconds()
+    outcome.non_finite_epoch = non_finite.bad_epoch
     return outcome

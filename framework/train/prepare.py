@@ -117,7 +117,7 @@ def build_and_compile(
         model.configure_privacy(
             l2_norm_clip=privacy.l2_norm_clip, noise_multiplier=privacy.noise_multiplier,
             expected_batch_size=spec.train.batch_size, loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
-            seed=seeds.noise, allow_ghost=spec.dp.clipping == "auto",
+            noise_state=seeds.noise, allow_ghost=spec.dp.clipping == "auto",
         )
     return Built(model, plan, one_hot, privacy, facts, seeds)
 
@@ -137,6 +137,7 @@ class Prepared:
     spec_callbacks: list  # regularization's and train.callbacks, made before any file is written
     strategy: Any = None  # the tf.distribute strategy with [distribute]
     pipeline_state: list = field(default_factory=list)  # pipeline variables a checkpoint carries (the DP sampling seed)
+    data_digest: str = ""  # of the training split: a checkpoint resumes only the run of the same data
 
     @property
     def model(self):
@@ -148,7 +149,8 @@ class Prepared:
         model = self.model
         plan = self.built.augmentation
         augmentation = [v for layer in [*plan.pipeline_layers(), *plan.mixers] for v in layer.variables]
-        return [*model.variables, *model.optimizer.variables, *augmentation, *self.pipeline_state]
+        private = model.dp_state_variables() if hasattr(model, "dp_state_variables") else []
+        return [*model.variables, *model.optimizer.variables, *augmentation, *private, *self.pipeline_state]
 
 
 def targets_for(y, built: Built):
@@ -202,6 +204,13 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     strategy = distribute.make_strategy(spec)  # first: it may split the CPU into devices
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
+    if spec.dp is not None and splits.class_names_from_labels:
+        from framework.errors import DataError
+
+        raise DataError(
+            "with [privacy], class names read off the private labels would be published (preprocessing.json, reports); "
+            "list the classes, known in advance, in data.class_names", path="data.class_names",
+        )
     poisson = spec.dp is not None and spec.dp.sampling == "poisson"
     steps = count_steps(splits.train_size, spec.train.batch_size, poisson)
     with distribute.scope(strategy):  # variables (model, optimizer) live on every replica
@@ -216,8 +225,24 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     if strategy is not None:
         train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
     return Prepared(
-        spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec), strategy, state
+        spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec), strategy, state,
+        training_data_digest(splits),
     )
+
+
+def training_data_digest(splits) -> str:
+    """A digest of the training split's inputs and targets, as the model sees them."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for part in (splits.x_train, splits.y_train):
+        for key, array in sorted(part.items()) if isinstance(part, dict) else [("", part)]:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{key}:{array.dtype}:{array.shape};".encode())
+            digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+    return digest.hexdigest()
 
 
 def _shard_by_data(dataset):

@@ -13,6 +13,7 @@ from typing import Any
 
 from framework.errors import FrameworkError, RunError
 from framework.reports import run_folder as rf
+from framework.reports import tracking
 from framework.reports.run_folder import RunFolder
 from framework.spec.load import LoadedSpec
 from framework.spec.upgrade import SPEC_VERSION
@@ -90,6 +91,9 @@ def _start(loaded: LoadedSpec, prepared: Prepared, reports_dir) -> RunResult:
     spec, model = prepared.spec, prepared.model
     folder = RunFolder.create(Path(reports_dir), spec.name)
     _write_inputs(folder, loaded, prepared)
+    from framework.build.word2vec import copy_into_run  # Word2VecEmbedding: its vectors and embedding.png
+
+    copy_into_run(folder.path, prepared.built.facts)
     environment = describe_environment(loaded.path.parent if loaded.path else None)
     environment["jit_compile"] = bool(model.jit_compile)
     environment["mixed_precision"] = spec.train.mixed_precision
@@ -111,6 +115,7 @@ def _start(loaded: LoadedSpec, prepared: Prepared, reports_dir) -> RunResult:
         **(prepared.built.facts or {}),
         **_privacy_facts(prepared),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "resolved_digest": digest(folder.file(rf.RESOLVED)),  # --resume refuses an edited resolved.json
     })
     return _train(folder, prepared, resume=False)
 
@@ -123,15 +128,22 @@ def resume_experiment(path: str | Path) -> RunResult:
     folder = RunFolder(Path(path))
     if not folder.file(rf.RESOLVED).exists() or not folder.file(rf.METRICS).exists():
         raise RunError("is not a run folder (no resolved.json or metrics.json)", path=str(folder.path))
-    metrics = folder.metrics()
-    if metrics.get("status") == "completed":
+    try:
+        metrics = folder.metrics()
+        status = metrics.get("status")
+    except (ValueError, AttributeError) as exc:
+        raise RunError(f"metrics.json is not readable ({type(exc).__name__}); this folder cannot be resumed",
+                       path=str(folder.path)) from None
+    if status == "completed":
+        Checkpoint(folder.file("backup"), []).delete()  # left by a kill just after completion
         raise RunError("this run is already complete; nothing to resume", path=str(folder.path))
-    newest = Checkpoint(folder.file("backup"), []).newest_meta()
-    if newest is not None and newest.get("resolved_digest") not in (None, digest(folder.file(rf.RESOLVED))):
+    if status == "failed" and metrics.get("reason") == "non-finite loss":
+        raise RunError("this run failed with a non-finite loss; resuming would repeat it. Start a new run "
+                       "(e.g. with a lower learning rate)", path=str(folder.path))
+    if metrics.get("resolved_digest") not in (None, digest(folder.file(rf.RESOLVED))):
         raise RunError(
-            "resolved.json was changed after this run started, so its checkpoint no longer matches the spec; "
-            "put resolved.json back as it was, or start a new run with the changed spec",
-            path=str(folder.file(rf.RESOLVED)),
+            "resolved.json was changed after this run started; put it back as it was, or start a new run with the "
+            "changed spec", path=str(folder.file(rf.RESOLVED)),
         )
     try:
         resolved = folder.read_json(rf.RESOLVED)
@@ -139,7 +151,7 @@ def resume_experiment(path: str | Path) -> RunResult:
         raise RunError(f"resolved.json is not valid JSON ({exc}); put it back as it was", path=str(folder.path)) from None
     overrides = resolved.pop("_overrides", [])
     spec_file = next((folder.file(n) for n in rf.SPEC_FILES if folder.file(n).exists()), folder.file(rf.RESOLVED))
-    spec = validate_resolved(resolved, folder.path)
+    spec = validate_resolved(resolved, folder.path, resuming=True)
     loaded = LoadedSpec(spec=spec, path=spec_file, text=spec_file.read_text(), overrides=overrides, raw=resolved)
     prepared = prepare(loaded)
     folder.update_metrics(status="running")
@@ -176,9 +188,26 @@ def _finish(folder: RunFolder, prepared: Prepared, outcome: FitOutcome) -> RunRe
         raise outcome.error
     finite, bad_epoch = outcome.finite()
     if not finite:
+        from framework.train.engine import checkpoint_for
+
+        checkpoint_for(prepared, folder.path).delete()  # not resumable; the secret DP seeds go with it
         folder.update_metrics(status="failed", reason="non-finite loss", failed_epoch=bad_epoch, **timing)
         raise RunFailed(f"the loss became non-finite in epoch {bad_epoch}; training stopped", path=str(folder.path))
+    try:
+        return _evaluate_and_save(folder, prepared, outcome, timing)
+    except KeyboardInterrupt:  # after training: the checkpoint holds the last epoch, so --resume only evaluates
+        folder.update_metrics(status="interrupted", **timing)
+        raise RunInterrupted(
+            f"interrupted while evaluating and saving; continue with: python -m framework run --resume {folder.path}",
+            path=str(folder.path),
+        ) from None
 
+
+def _evaluate_and_save(folder: RunFolder, prepared: Prepared, outcome: FitOutcome, timing: dict) -> RunResult:
+    """Test metrics, the saved (and reloaded) model, the audit, then "completed", figures, and the checkpoint's deletion."""
+    import keras
+
+    spec, model = prepared.spec, prepared.model
     scores = model.evaluate(prepared.test_ds, return_dict=True, verbose=0)
     test = {f"test_{k}": float(v) for k, v in scores.items()}
     test.update(prepared.splits.baselines)
@@ -201,18 +230,17 @@ def _finish(folder: RunFolder, prepared: Prepared, outcome: FitOutcome) -> RunRe
     except RunError as exc:
         folder.update_metrics(status="failed", reason=str(exc))
         raise
-    metrics = folder.update_metrics(
-        status="completed", **test, **timing, **early_stopping_report(outcome.callbacks),
-        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-    )
-    from framework.train.engine import checkpoint_for
-
-    checkpoint_for(prepared, folder.path).delete()  # the secret DP seeds go with it
+    folder.update_metrics(**test, **timing, **early_stopping_report(outcome.callbacks))
     if spec.dp is not None and spec.dp.audit:
         from framework.privacy.audit import audit_run
 
-        metrics = audit_run(folder.path, model=model, splits=prepared.splits)
+        audit_run(folder.path, model=model, splits=prepared.splits)
+    metrics = folder.update_metrics(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_figures(folder, prepared)
+    tracking.finish(metrics, folder.path)  # test metrics to TensorBoard and MLflow, the folder's files to MLflow
+    from framework.train.engine import checkpoint_for
+
+    checkpoint_for(prepared, folder.path).delete()  # last: until here --resume can finish the run; the DP seeds go with it
     return RunResult(folder, metrics, model, prepared)
 
 

@@ -14,6 +14,7 @@ the same ``tune`` command in each process; the chief writes the results.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from framework.tuning.spaces import substitute
 
 TUNERS = {"random": "RandomSearch", "bayesian": "BayesianOptimization", "hyperband": "Hyperband", "grid": "GridSearch"}
 SPACE = "space.json"
+BUDGET = "budget.json"  # train.epochs and the tuner: a continued search must keep them
 TRIALS = "trials.csv"
 BEST = "best.toml"
 STATS = "trial_stats"
@@ -85,6 +87,7 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
                 "epochs": hp.get("tuner/epochs"),  # hyperband's budget
                 "initial_epoch": hp.get("tuner/initial_epoch", 0),
                 "load_weights": self._get_checkpoint_fname(hp["tuner/trial_id"]) if "tuner/trial_id" in hp else None,
+                "continued_from": hp.get("tuner/trial_id"),
                 "save_weights": self._get_checkpoint_fname(trial.trial_id),
                 "objective": tune.objective,
                 "direction": tune.resolved_direction,
@@ -105,6 +108,15 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
             rf.write_json(folder / STATS / f"{trial.trial_id}.json", stats)
             return {key: sum(r[key] for r in results) / len(results) for key in results[0]}
 
+        def on_trial_begin(self, trial):
+            self._trial_start = time.perf_counter()
+            super().on_trial_begin(trial)
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)  # the oracle scores the trial
+            seconds = time.perf_counter() - getattr(self, "_trial_start", time.perf_counter())
+            print(trial_line(self.oracle, trial, loaded, planned_trials(loaded), seconds), flush=True)
+
     common = dict(
         hypermodel=hypermodel,
         objective=objective,
@@ -115,8 +127,82 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
         executions_per_trial=tune.executions_per_trial,
     )
     if tune.tuner == "hyperband":
-        return IsolatedTuner(max_epochs=loaded.spec.train.epochs, factor=tune.hyperband_factor, **common)
-    return IsolatedTuner(max_trials=tune.max_trials, **common)
+        tuner = IsolatedTuner(max_epochs=loaded.spec.train.epochs, factor=tune.hyperband_factor, **common)
+        tuner.oracle.max_trials = tune.max_trials  # the oracle's own cap, which Hyperband's constructor leaves unset
+    else:
+        tuner = IsolatedTuner(max_trials=tune.max_trials, **common)
+    return tuner
+
+
+class Deadline:
+    """``tune.max_seconds``: after it, the oracle hands out no new trial (the search loop ends as when max_trials is
+    reached; in a distributed search the chief's oracle stops every worker). A running trial finishes."""
+
+    def __init__(self, oracle, seconds: float | None):
+        self.seconds, self.start, self.reached = seconds, time.perf_counter(), False
+        if seconds is None or not hasattr(oracle, "populate_space"):  # a worker's oracle is the chief's
+            return
+        populate = oracle.populate_space
+
+        def populate_space(trial_id):
+            if time.perf_counter() - self.start >= self.seconds:
+                self.reached = True
+                return {"status": "STOPPED"}
+            return populate(trial_id)
+
+        oracle.populate_space = populate_space
+
+
+def hyperband_trials(max_epochs: int, factor: int) -> int:
+    """How many trials one hyperband iteration runs (keras-tuner's brackets: each takes about the same budget)."""
+    brackets, epochs = 0, float(max_epochs)
+    while epochs >= 1:
+        epochs /= factor
+        brackets += 1
+    end = math.ceil(1 + math.log(max_epochs, factor))
+    return sum(math.ceil(end / (b + 1) * factor ** (b - r)) for b in range(brackets) for r in range(b + 1))
+
+
+def planned_trials(loaded: LoadedSpec) -> int:
+    tune = loaded.spec.tune
+    if tune.tuner == "hyperband":
+        return min(tune.max_trials, hyperband_trials(loaded.spec.train.epochs, tune.hyperband_factor))
+    return tune.max_trials
+
+
+def _number(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def trial_line(oracle, trial, loaded: LoadedSpec, planned: int, seconds: float) -> str:
+    """One line per trial: 'trial 3 of 10: units=32 learning_rate=0.00089 -> val_accuracy 0.9583 (best 0.9792), 7.4 s'.
+    Spaces are named by the last parts of their keys; 'trial n' is the trial of id n-1 (trials.csv, trials/trial_ID)."""
+    from framework.reports.table import _short_headers
+
+    tune = loaded.spec.tune
+    values = trial.hyperparameters.values
+    names = [name for name in loaded.spaces if name in values]
+    short = {n: n for n in names} | _short_headers(names)
+    shown = " ".join(f"{short[name]}={_number(values[name])}" for name in names)
+    if "tuner/epochs" in values:
+        shown += f" epochs={values.get('tuner/initial_epoch', 0)}->{values['tuner/epochs']}"
+        if values.get("tuner/trial_id") is not None:
+            shown += f" continuing trial {_trial_number(values['tuner/trial_id'])}"
+    scored = oracle.get_trial(trial.trial_id)
+    best = [t for t in oracle.get_best_trials(1) if t.score is not None]
+    result = str(scored.status).lower() if scored.score is None else f"{tune.objective} {_number(float(scored.score))}"
+    if best:
+        result += " (best so far)" if best[0].trial_id == trial.trial_id else f" (best {_number(float(best[0].score))})"
+    return f"trial {_trial_number(trial.trial_id)} of {planned}: {shown} -> {result}, {seconds:.1f} s"
+
+
+def _trial_number(trial_id: str) -> str:
+    try:
+        return str(int(trial_id) + 1)
+    except ValueError:
+        return trial_id
 
 
 def _run_isolated(request: dict, stem: Path) -> dict:
@@ -164,6 +250,28 @@ def _check_same_space(folder: Path, space: dict) -> None:
             )
 
 
+def _budget(loaded: LoadedSpec) -> dict[str, Any]:
+    """What every trial's score depends on besides its values: the epochs and the tuner (hyperband's factor)."""
+    tune = loaded.spec.tune
+    return {"train.epochs": loaded.spec.train.epochs, "tune.tuner": tune.tuner, "tune.hyperband_factor": tune.hyperband_factor}
+
+
+def _check_same_budget(folder: Path, budget: dict[str, Any]) -> None:
+    """A continued search must train as it did: scores under another epoch budget or tuner do not compare."""
+    stored = folder / BUDGET
+    if not stored.exists():
+        return
+    previous = rf.read_json(stored)
+    changed = [f"{key} was {previous[key]!r}, now {value!r}" for key, value in budget.items()
+               if key in previous and previous[key] != value]
+    if changed:
+        raise RunError(
+            f"the search's budget changed since it started ({'; '.join(changed)}): its trials would not compare; "
+            f"put it back, give the spec a new name, or delete {folder} to start over",
+            path=str(folder),
+        )
+
+
 def tune_folder(loaded: LoadedSpec, reports_dir: Path) -> Path:
     return Path(reports_dir) / f"{loaded.spec.name}-tune"
 
@@ -199,9 +307,11 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
     folder = tune_folder(loaded, Path(reports_dir))
     space = _space_description(loaded)
     _check_same_space(folder, space)
+    _check_same_budget(folder, _budget(loaded))
     rf.check_writable(Path(reports_dir))
     folder.mkdir(parents=True, exist_ok=True)
     rf.write_json(folder / SPACE, space)
+    rf.write_json(folder / BUDGET, _budget(loaded))
     rf.write_atomic(folder / f"spec{loaded.suffix}", loaded.text)
 
     hypermodel = _make_hypermodel(loaded, base_dir)
@@ -210,8 +320,9 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
     if not is_worker:
         rf.write_json(folder / rf.METRICS, {"name": loaded.spec.name, "run": folder.name, "kind": "tune", "status": "running"})
     start = time.perf_counter()
+    deadline = Deadline(tuner.oracle, loaded.spec.tune.max_seconds)
     try:
-        tuner.search(verbose=1 if loaded.spec.train.verbose else 0)
+        tuner.search(verbose=0)  # one line per trial instead (IsolatedTuner.on_trial_end)
     except RuntimeError as exc:  # keras-tuner gives up after consecutive failed trials
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if not is_worker:
@@ -220,11 +331,15 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
         raise RunError(f"the search stopped: {last}", path=str(folder)) from None
     if is_worker:
         return folder
-    _write_results(loaded, tuner, folder, base_dir, time.perf_counter() - start)
+    stopped = None
+    if deadline.reached:
+        stopped = f"tune.max_seconds = {loaded.spec.tune.max_seconds:g} s reached"
+        print(f"{stopped}: no new trials started", flush=True)
+    _write_results(loaded, tuner, folder, base_dir, time.perf_counter() - start, stopped)
     return folder
 
 
-def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seconds: float) -> None:
+def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seconds: float, stopped: str | None = None) -> None:
     import pandas as pd
     import tomli_w
 
@@ -233,8 +348,14 @@ def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seco
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
         stats_file = folder / STATS / f"{trial_id}.json"
         stats = rf.read_json(stats_file) if stats_file.exists() else {}
-        values = {k: v for k, v in trial.hyperparameters.values.items()}
-        rows.append({"trial": trial_id, **values, tune.objective: trial.score, "status": trial.status, **stats})
+        values = dict(trial.hyperparameters.values)
+        budget = {  # hyperband's: the epochs trained up to, from which epoch, continuing which trial's weights
+            "epochs": values.pop("tuner/epochs", loaded.spec.train.epochs),
+            "initial_epoch": values.pop("tuner/initial_epoch", 0),
+            "continued_from": values.pop("tuner/trial_id", None),
+        }
+        values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        rows.append({"trial": trial_id, **values, **budget, tune.objective: trial.score, "status": trial.status, **stats})
     trials = pd.DataFrame(rows)
     rf.write_atomic(folder / TRIALS, trials.to_csv(index=False))
 
@@ -253,7 +374,8 @@ def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seco
     if best_raw.get("plugins"):
         best_raw["plugins"] = best_spec.plugins
     best_raw["name"] = f"{loaded.spec.name}-best"
-    rf.write_atomic(folder / BEST, _toml_header(values, tune.objective, best.score) + tomli_w.dumps(toml_ready(best_raw)))
+    header = _toml_header(values, tune.objective, best.score, best.trial_id, loaded.spec.train.epochs)
+    rf.write_atomic(folder / BEST, header + tomli_w.dumps(toml_ready(best_raw)))
     resolved = best_spec.model_dump(mode="json")
     resolved["tune"] = tune.model_dump(mode="json")
     rf.write_json(folder / rf.RESOLVED, resolved)
@@ -268,10 +390,17 @@ def _write_results(loaded: LoadedSpec, tuner, folder: Path, base_dir: Path, seco
         "trials": len(rows),
         "train_seconds": round(seconds, 3),
         "seed": loaded.spec.seed,
+        **({"stopped": stopped} if stopped else {}),
     })
 
 
-def _toml_header(values: dict, objective: str, score: float) -> str:
-    lines = [f"# best trial of `python -m framework tune`: {objective} = {score:.6g}"]
+def _toml_header(values: dict, objective: str, score: float, trial_id: str, epochs: int) -> str:
+    lines = [f"# best trial ({trial_id}) of `python -m framework tune`: {objective} = {score:.6g}"]
     lines += [f"#   {name} = {value!r}" for name, value in values.items()]
+    lines += [
+        f"# `run` trains these values from scratch for the full train.epochs = {epochs}, with the spec's seed.",
+        "# It reproduces the configuration, not the trial: a hyperband trial may have trained fewer epochs or",
+        "# continued another trial's weights, and the score above is the trial's best epoch, so expect the run's",
+        "# score to differ by about the noise between seeds.",
+    ]
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 from framework.reports import run_folder as rf
+from framework.reports import tracking
 from framework.spec.upgrade import SPEC_VERSION
 
 
@@ -50,6 +51,8 @@ def run_trial(request: dict) -> dict:
         ))
     folder = Path(request["folder"])
     folder.mkdir(parents=True, exist_ok=True)
+    # TensorBoard's HParams and MLflow get the trial's own values, not the whole spec (see reports/tracking.py)
+    extra += tracking.callbacks(spec, folder, params=trial_params(request))
     resolved = spec.model_dump(mode="json")
     resolved.update(_overrides=loaded.overrides, spec_version=SPEC_VERSION)
     rf.write_json(folder / rf.RESOLVED, resolved)
@@ -69,12 +72,28 @@ def run_trial(request: dict) -> dict:
     elif not outcome.finite()[0]:
         failure = RuntimeError(f"the loss became non-finite in epoch {outcome.finite()[1]}")
     if failure is not None:
-        rf.write_json(folder / rf.METRICS, {**record, "status": "failed", "reason": f"{type(failure).__name__}: {failure}"})
+        record = {**record, "status": "failed", "reason": f"{type(failure).__name__}: {failure}"}
+        rf.write_json(folder / rf.METRICS, record)
+        tracking.finish(record, folder)
         raise failure
     history = {k: [float(v) for v in values] for k, values in outcome.history.items()}
     last = {k: values[-1] for k, values in history.items() if values and (k.startswith("val_") or k == "epsilon")}
-    rf.write_json(folder / rf.METRICS, {**record, "status": "completed", **last})
+    record = {**record, "status": "completed", **last}
+    rf.write_json(folder / rf.METRICS, record)
+    tracking.finish(record, folder)
     return {"history": history}
+
+
+def trial_params(request: dict) -> dict:
+    """A trial's hyperparameters: its search spaces' values, and with hyperband its epoch budget and where it
+    continued from."""
+    params = dict(request["values"])
+    if request.get("epochs"):
+        params["tuner/epochs"] = request["epochs"]
+        params["tuner/initial_epoch"] = request.get("initial_epoch", 0)
+    if request.get("continued_from") is not None:
+        params["tuner/trial_id"] = request["continued_from"]
+    return params
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,10 @@
 - text: IG of each token's embedding, as HTML with the tokens highlighted;
 - tabular: SHAP values when the ``shap`` package is installed, IG otherwise, as a table.
 
+``--method saliency|ig|shap|lime|all`` picks others (LIME: framework/use/lime_methods.py). Each method's
+explanations get the deletion check and, per example, the measures of framework/use/measures.py (the entropy
+of the normalised |attribution|, and the information gain of the top positions), in explain/measures.csv.
+
 The deletion check: removing the most-attributed pixels, tokens or features must lower the predicted
 class's probability more than removing as many random ones.
 """
@@ -18,7 +22,7 @@ import numpy as np
 
 from framework.errors import RunError
 from framework.reports import run_folder as rf
-from framework.use.trained import TrainedRun, test_examples
+from framework.use.trained import TrainedRun
 
 FOLDER = "explain"
 SUMMARY = "explain.json"
@@ -94,34 +98,83 @@ def deletion_check(model, x, baseline, importance, classes, seed: int = 0) -> di
             "passes": masked["top"] > masked["random"]}
 
 
+# --- methods --------------------------------------------------------------------------------
+
+METHODS = ("saliency", "ig", "shap", "lime")
+CHOICES = ("auto", *METHODS, "all")
+LABELS = {"saliency": "saliency (|gradient|)", "ig": "integrated gradients", "shap": "SHAP (KernelExplainer)",
+          "lime": "LIME"}
+SUPPORTED = {"image": ("saliency", "ig", "lime"), "text": ("saliency", "ig", "lime"), "tabular": METHODS}
+MEASURES = "measures.csv"
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
+
+
+def choose_methods(kind: str, method: str | None) -> list[str]:
+    """The methods ``--method`` asks for on this kind of model; ``auto`` is the default of each kind."""
+    method = method or "auto"
+    if method not in CHOICES:
+        raise RunError(f"unknown method '{method}'; choose from {', '.join(CHOICES)}", path="--method")
+    if method == "auto":
+        return {"image": ["saliency", "ig"], "text": ["ig"],
+                "tabular": ["shap" if _installed("shap") else "ig"]}[kind]
+    if method == "all":
+        return [m for m in SUPPORTED[kind] if m not in ("shap", "lime") or _installed(m)]
+    if method not in SUPPORTED[kind]:
+        raise RunError(f"--method {method} covers {', '.join(k for k, v in SUPPORTED.items() if method in v)} "
+                       f"models, not {kind}; choose from {', '.join(SUPPORTED[kind])}, all", path="--method")
+    if method in ("shap", "lime") and not _installed(method):
+        raise RunError(f"--method {method} needs the {method} package: pip install 'framework[explain]'", path="--method")
+    return [method]
+
+
+def _primary(methods: list[str]) -> str:
+    """The method whose deletion check stands as the summary's ``deletion_check``: IG where it ran."""
+    return "ig" if "ig" in methods else methods[0]
+
+
+def _probabilities(outputs: np.ndarray) -> bool:
+    """Whether the outputs are class probabilities (a softmax, or a sigmoid's one column), for the entropies."""
+    if not (np.isfinite(outputs).all() and outputs.min() >= -1e-6 and outputs.max() <= 1 + 1e-6):
+        return False
+    return outputs.shape[1] == 1 or bool(np.allclose(outputs.sum(axis=1), 1, atol=1e-3))
+
+
+def _load_splits(run: TrainedRun):
+    from framework.data.splits import load_splits
+    from framework.spec.load import validate_resolved
+
+    try:
+        spec = validate_resolved(run.resolved, run.folder)
+    except Exception as exc:
+        raise RunError(f"cannot reload the run's data to pick test examples: {exc}", path=str(run.folder)) from None
+    return load_splits(spec.data, spec.seed), spec.seed
+
+
 # --- per kind ---------------------------------------------------------------------------------
 
 
-def explain_run(run: TrainedRun, samples: int = 8) -> dict[str, Any]:
-    """Write attributions into RUN/explain/ and return the summary (also in explain.json)."""
+def explain_run(run: TrainedRun, samples: int = 8, method: str | None = "auto") -> dict[str, Any]:
+    """Write attributions into RUN/explain/ and return the summary (also in explain.json).
+
+    ``method``: auto (the kind's default), saliency, ig, shap, lime or all (every method that covers the kind).
+    Each method gets its deletion check and its measures (framework/use/measures.py) in ``methods``; the
+    per-example measures go to explain/measures.csv.
+    """
+    kind = run.kind
+    if kind not in SUPPORTED:
+        raise RunError(f"explain covers image, text and tabular models; this run's model reads {kind} data", path=str(run.folder))
+    methods = choose_methods(kind, method)
     out = run.folder / FOLDER
     out.mkdir(exist_ok=True)
-    kind = run.kind
     if kind == "text":
-        summary = _explain_text(run, samples, out)
-    elif kind in ("image", "tabular"):
-        x, _ = test_examples(run, samples)
-        x = np.asarray(x, dtype="float32")
-        baseline = np.zeros_like(x)  # zero in the model's input space: black pixels; the training mean when standardized
-        classes, _ = predicted_classes(run.model, x)
-        ig = integrated_gradients(run.model, x, baseline, classes)
-        if kind == "image":
-            saliency = np.abs(gradients(run.model, x, classes)).max(axis=-1)
-            importance = np.abs(ig).sum(axis=-1)
-            summary = {"kind": "image", "method": "saliency + integrated gradients",
-                       "files": _image_figures(x, saliency, ig.sum(axis=-1), classes, run, out)}
-        else:
-            attributions, method = _tabular_attributions(run, x, baseline, ig, classes)
-            importance = np.abs(attributions)
-            summary = {"kind": "tabular", "method": method, "files": _feature_table(run, attributions, out)}
-        summary["deletion_check"] = deletion_check(run.model, x, baseline, importance, classes)
+        summary = _explain_text(run, samples, out, methods)
     else:
-        raise RunError(f"explain covers image, text and tabular models; this run's model reads {kind} data", path=str(run.folder))
+        summary = _explain_arrays(run, samples, out, methods, kind)
     summary["samples"] = samples
     rf.write_json(out / SUMMARY, summary)
     from framework.reports.html import write_run_page
@@ -130,23 +183,120 @@ def explain_run(run: TrainedRun, samples: int = 8) -> dict[str, Any]:
     return summary
 
 
-def _image_figures(x, saliency, ig, classes, run, out: Path) -> list[str]:
+def _explain_arrays(run: TrainedRun, samples: int, out: Path, methods: list[str], kind: str) -> dict[str, Any]:
+    from framework.use import lime_methods, measures
+
+    splits, seed = _load_splits(run)
+    x = np.asarray(splits.x_test[:samples], dtype="float32")
+    baseline = np.zeros_like(x)  # zero in the model's input space: black pixels; the training mean when standardized
+    classes, outputs = predicted_classes(run.model, x)
+    predict = lambda v: np.asarray(run.model.predict(np.asarray(v, dtype="float32"), verbose=0))  # noqa: E731
+    names = run.preprocessing.get("features") or [f"x{i}" for i in range(int(np.prod(x.shape[1:])))]
+    attributions: dict[str, np.ndarray] = {}  # per method: per pixel (images) or per feature (tabular)
+    importance: dict[str, np.ndarray] = {}  # what the deletion check deletes first
+    labels = {m: LABELS[m] for m in methods}
+    for m in methods:
+        if m == "saliency":
+            grads = np.abs(gradients(run.model, x, classes))
+            attributions[m] = importance[m] = grads.max(axis=-1) if kind == "image" else grads
+        elif m == "ig":
+            ig = integrated_gradients(run.model, x, baseline, classes)
+            attributions[m] = ig.sum(axis=-1) if kind == "image" else ig
+            importance[m] = np.abs(ig).sum(axis=-1) if kind == "image" else np.abs(ig)
+        elif m == "shap":
+            attributions[m] = _shap_values(run, x, baseline, classes)
+            importance[m] = np.abs(attributions[m])
+        elif m == "lime":  # signed: the superpixels or features that speak for the predicted class come first
+            if kind == "image":
+                attributions[m] = lime_methods.lime_image(predict, x, classes, outputs.shape[1], seed=seed)
+            else:
+                background = np.asarray(splits.x_train[:1000], dtype="float32")
+                attributions[m] = lime_methods.lime_tabular(predict, x, background, classes, outputs.shape[1],
+                                                            feature_names=names, seed=seed)
+            importance[m] = attributions[m]
+            labels[m] = "LIME (superpixels)" if kind == "image" else "LIME (tabular)"
+    if methods == ["ig"] and kind == "tabular" and not _installed("shap"):
+        labels["ig"] = "integrated gradients (install the 'explain' extra for SHAP)"
+    per_method, rows = {}, []
+    probabilistic = _probabilities(outputs)
+    for m in methods:
+        entry = {"label": labels[m], "deletion_check": deletion_check(run.model, x, baseline, importance[m], classes)}
+        if probabilistic:
+            found = measures.measure_arrays(predict, x, baseline, importance[m], DELETE_FRACTION)
+            for i, row in enumerate(found):
+                row["attribution_entropy"], row["attribution_entropy_normalised"] = (
+                    round(v, 4) for v in measures.attribution_entropy(attributions[m][i]))
+                rows.append({"method": m, "example": i, "predicted": int(classes[i]), **row})
+            entry["measures"] = measures.summarise(found)
+        per_method[m] = entry
+    primary = _primary(methods)
+    if kind == "image":
+        files = _image_figures(x, attributions, labels, classes, run, out)
+    else:
+        files = _feature_table(run, attributions[primary], out, names)
+        files += _feature_figure(attributions, labels, names, out)
+        for m in methods:
+            if m != primary:
+                files += _feature_table(run, attributions[m], out, names, suffix=f"_{m}")
+    files += _measures_file(rows, out)
+    return {"kind": kind, "method": " + ".join(labels[m] for m in methods), "methods": per_method,
+            "deletion_check": per_method[primary]["deletion_check"], "files": files}
+
+
+def _measures_file(rows: list[dict[str, Any]], out: Path) -> list[str]:
+    if not rows:
+        return []
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out / MEASURES, index=False)
+    return [f"{FOLDER}/{MEASURES}"]
+
+
+def describe_methods(summary: dict[str, Any]) -> list[str]:
+    """Lines for the CLI: each method's deletion check and mean measures."""
+    lines = []
+    for m, entry in summary.get("methods", {}).items():
+        check = entry["deletion_check"]
+        line = (f"  {m:8s} deletion drop top {check['drop_top']:.3f} vs random {check['drop_random']:.3f} "
+                f"({'passes' if check['passes'] else 'FAILS'})")
+        found = entry.get("measures")
+        if found:
+            line += (f"; attribution entropy {found['mean_attribution_entropy']:.2f} bits "
+                     f"({found['mean_attribution_entropy_normalised']:.2f} of max); information gain: top kept vs "
+                     f"removed {found['mean_information_gain']:+.3f} bits, top vs random removed "
+                     f"{found['mean_information_gain_vs_random']:+.3f} bits")
+        lines.append(line)
+    return lines
+
+
+def _image_figures(x, attributions, labels, classes, run, out: Path) -> list[str]:
+    """Per method a figure (images above, maps below), and attribution_grid.png: every method's map per image."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = run.class_names or [str(i) for i in range(int(classes.max()) + 1)]
+    file_names = {"saliency": ("saliency |gradient|", "hot", "saliency.png"),
+                  "ig": ("integrated gradients", "bwr", "integrated_gradients.png"),
+                  "lime": ("LIME superpixel weights", "bwr", "lime.png")}
+
+    def show_image(ax, i):
+        image = x[i, ..., 0] if x.shape[-1] == 1 else np.clip(x[i], 0, 1)
+        ax.imshow(image, cmap="gray")
+        ax.set_title(f"pred {names[classes[i]] if classes[i] < len(names) else classes[i]}", fontsize=8)
+
+    def show_map(ax, values, cmap):
+        limit = np.abs(values).max() or 1.0
+        ax.imshow(values, cmap=cmap, vmin=-limit if cmap == "bwr" else 0, vmax=limit)
+
     files = []
-    for title, maps, cmap, name in (("saliency |gradient|", saliency, "hot", "saliency.png"),
-                                    ("integrated gradients", ig, "bwr", "integrated_gradients.png")):
+    for m, maps in attributions.items():
+        title, cmap, name = file_names[m]
         fig, axes = plt.subplots(2, len(x), figsize=(1.6 * len(x), 3.4), squeeze=False)
         for i in range(len(x)):
-            image = x[i, ..., 0] if x.shape[-1] == 1 else np.clip(x[i], 0, 1)
-            axes[0, i].imshow(image, cmap="gray")
-            axes[0, i].set_title(f"pred {names[classes[i]] if classes[i] < len(names) else classes[i]}", fontsize=8)
-            limit = np.abs(maps[i]).max() or 1.0
-            axes[1, i].imshow(maps[i], cmap=cmap, vmin=-limit if cmap == "bwr" else 0, vmax=limit)
+            show_image(axes[0, i], i)
+            show_map(axes[1, i], maps[i], cmap)
             for ax in axes[:, i]:
                 ax.axis("off")
         fig.suptitle(title, fontsize=10)
@@ -154,37 +304,66 @@ def _image_figures(x, saliency, ig, classes, run, out: Path) -> list[str]:
         fig.savefig(out / name, dpi=100)
         plt.close(fig)
         files.append(f"{FOLDER}/{name}")
-    return files
+    # the grid: one row per explained image, its input then each method's map
+    fig, axes = plt.subplots(len(x), 1 + len(attributions), figsize=(1.7 * (1 + len(attributions)), 1.7 * len(x)),
+                             squeeze=False)
+    for i in range(len(x)):
+        show_image(axes[i, 0], i)
+        for j, (m, maps) in enumerate(attributions.items(), start=1):
+            show_map(axes[i, j], maps[i], file_names[m][1])
+            if i == 0:
+                axes[i, j].set_title(m, fontsize=8)
+        for ax in axes[i]:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "attribution_grid.png", dpi=100)
+    plt.close(fig)
+    return files + [f"{FOLDER}/attribution_grid.png"]
 
 
-def _tabular_attributions(run, x, baseline, ig, classes):
-    """SHAP values when the package is installed, else the integrated gradients already computed.
+def _shap_values(run, x, baseline, classes):
+    """SHAP values (KernelExplainer). Its background is the same baseline IG and the deletion check use, so all
+    three speak of the same "feature absent" value."""
+    import shap
 
-    SHAP's background is the same baseline IG and the deletion check use, so all three speak of the same
-    "feature absent" value.
-    """
-    try:
-        import shap
-    except ImportError:
-        return ig, "integrated gradients (install the 'explain' extra for SHAP)"
     values = []
     for i in range(len(x)):
         explainer = shap.KernelExplainer(
             lambda v, c=classes[i]: _score(run.model, v.astype("float32"), np.full(len(v), c)), baseline[:1]
         )
         values.append(explainer.shap_values(x[i : i + 1], nsamples=200, silent=True)[0])
-    return np.asarray(values), "SHAP (KernelExplainer)"
+    return np.asarray(values)
 
 
-def _feature_table(run, attributions, out: Path) -> list[str]:
+def _feature_table(run, attributions, out: Path, names, suffix: str = "") -> list[str]:
     import pandas as pd
 
-    names = run.preprocessing.get("features") or [f"x{i}" for i in range(attributions.shape[1])]
     frame = pd.DataFrame(attributions, columns=names)
-    frame.to_csv(out / "attributions.csv", index_label="example")
+    frame.to_csv(out / f"attributions{suffix}.csv", index_label="example")
     order = frame.abs().mean().sort_values(ascending=False)
-    order.rename("mean_abs_attribution").to_csv(out / "feature_importance.csv", index_label="feature")
-    return [f"{FOLDER}/attributions.csv", f"{FOLDER}/feature_importance.csv"]
+    order.rename("mean_abs_attribution").to_csv(out / f"feature_importance{suffix}.csv", index_label="feature")
+    return [f"{FOLDER}/attributions{suffix}.csv", f"{FOLDER}/feature_importance{suffix}.csv"]
+
+
+def _feature_figure(attributions, labels, names, out: Path, top: int = 15) -> list[str]:
+    """feature_importance.png: the mean |attribution| of the top features, one panel per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(attributions), figsize=(3.6 * len(attributions), 0.25 * top + 1.2), squeeze=False)
+    for ax, (m, values) in zip(axes[0], attributions.items()):
+        mean = np.abs(values).mean(axis=0)
+        order = np.argsort(-mean)[:top][::-1]
+        ax.barh([names[i] for i in order], mean[order])
+        ax.set_title(labels[m], fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle("mean |attribution| of the top features", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "feature_importance.png", dpi=100)
+    plt.close(fig)
+    return [f"{FOLDER}/feature_importance.png"]
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -239,41 +418,91 @@ def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int
     return ids, (full * total / steps).sum(axis=-1)
 
 
-def _explain_text(run: TrainedRun, samples: int, out: Path) -> dict[str, Any]:
-    texts, _ = test_examples(run, samples)
-    texts = np.asarray(texts, dtype=object)
+def token_saliency(model, texts: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """|gradient| per token: the L2 norm of the score's gradient with respect to the token's embedding."""
+    import tensorflow as tf
+
+    _, embedding = _text_layers(model)
+    with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
+        scores = _class_scores(model(tf.constant(texts), training=False), classes)
+        grads = tape.gradient(scores, hook.output).numpy()
+    return np.linalg.norm(grads, axis=-1)
+
+
+TOKEN_TEXT = {"ig": "Integrated gradients per token toward the predicted class: red raises it, blue lowers it.",
+              "saliency": "Saliency per token (|gradient| of the predicted class's score at the token's embedding).",
+              "lime": "LIME weight per token (dropping the token) toward the predicted class: red raises it, blue lowers it."}
+TEXT_FRACTION = 0.2
+
+
+def _explain_text(run: TrainedRun, samples: int, out: Path, methods: list[str] | None = None) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from framework.use import lime_methods, measures
+
+    methods = methods or ["ig"]
+    splits, seed = _load_splits(run)
+    texts = np.asarray(splits.x_test[:samples], dtype=object)
     model = run.model
     vectorizer, _ = _text_layers(model)
     vocabulary = vectorizer.get_vocabulary()
-    classes, _ = predicted_classes(model, texts)
-    ids, scores = token_attributions(model, texts, classes)
+    classes, outputs = predicted_classes(model, texts)
+    ids = np.asarray(vectorizer(tf.constant(texts)))
+    real = ids != 0
+    tokens = [[vocabulary[t] for t in ids[i][real[i]]] for i in range(len(texts))]
+    def predict(v):  # an empty text (every token removed) is all padding: a masked model may answer NaN
+        found = np.asarray(model.predict(np.asarray(v, dtype=object), verbose=0), dtype="float64")
+        return np.nan_to_num(found, nan=0.5 if found.shape[1] == 1 else 1.0 / found.shape[1])
+
     names = run.class_names or [str(i) for i in range(int(classes.max()) + 1)]
-    rows, tokens_per_text = [], []
-    for i in range(len(texts)):
-        real = ids[i] != 0
-        tokens = [vocabulary[t] for t in ids[i][real]]
-        values = scores[i][real]
-        tokens_per_text.append((tokens, values))
-        limit = np.abs(values).max() or 1.0
+    per_method, rows, sections = {}, [], []
+    probabilistic = _probabilities(outputs)
+    for m in methods:
+        if m == "ig":
+            scores = token_attributions(model, texts, classes)[1]
+            values = [scores[i][real[i]] for i in range(len(texts))]
+            label = "integrated gradients over token embeddings"
+        elif m == "saliency":
+            scores = token_saliency(model, texts, classes)
+            values = [scores[i][real[i]] for i in range(len(texts))]
+            label = LABELS[m] + " over token embeddings"
+        else:
+            values = lime_methods.lime_text(predict, tokens, classes, outputs.shape[1], seed=seed)
+            label = "LIME (tokens)"
+        tokens_per_text = list(zip(tokens, values))
+        entry = {"label": label, "deletion_check": _text_deletion_check(model, tokens_per_text, classes, fraction=TEXT_FRACTION)}
+        if probabilistic:
+            found = measures.measure_tokens(predict, tokens_per_text, TEXT_FRACTION)
+            rows += [{"method": m, "example": i, "predicted": int(classes[i]), **r} for i, r in enumerate(found)]
+            entry["measures"] = measures.summarise(found)
+        per_method[m] = entry
+        sections.append(_token_section(TOKEN_TEXT[m], tokens_per_text, classes, names, heading=len(methods) > 1 and label))
+    snippet = "<div class=\"token-attributions\">\n" + "\n".join(sections) + "\n</div>\n"
+    rf.write_atomic(out / "tokens.html", snippet)
+    primary = _primary(methods)
+    return {"kind": "text", "method": " + ".join(per_method[m]["label"] for m in methods), "methods": per_method,
+            "files": [f"{FOLDER}/tokens.html", *_measures_file(rows, out)],
+            "deletion_check": per_method[primary]["deletion_check"]}
+
+
+def _token_section(text: str, tokens_per_text, classes, names, heading=None) -> str:
+    rows = []
+    for i, (tokens, values) in enumerate(tokens_per_text):
+        limit = np.abs(values).max() if len(values) else 1.0
+        limit = limit or 1.0
         spans = " ".join(
             f'<span style="background: rgba({"220,40,40" if v > 0 else "40,90,220"},{abs(v) / limit:.2f})" '
             f'title="{v:+.3f}">{html.escape(t)}</span>' for t, v in zip(tokens, values)
         )
         label = names[classes[i]] if classes[i] < len(names) else classes[i]
         rows.append(f"<p><b>{html.escape(str(label))}</b>: {spans}</p>")
-    snippet = (
-        "<div class=\"token-attributions\">\n<p>Integrated gradients per token toward the predicted class: "
-        "red raises it, blue lowers it.</p>\n" + "\n".join(rows) + "\n</div>\n"
-    )
-    rf.write_atomic(out / "tokens.html", snippet)
-    return {"kind": "text", "method": "integrated gradients over token embeddings", "files": [f"{FOLDER}/tokens.html"],
-            "deletion_check": _text_deletion_check(model, tokens_per_text, classes)}
+    title = f"<h3>{html.escape(heading)}</h3>\n" if heading else ""
+    return f"{title}<p>{html.escape(text)}</p>\n" + "\n".join(rows)
 
 
-def _text_deletion_check(model, tokens_per_text, classes, seed: int = 0) -> dict[str, float]:
+def _text_deletion_check(model, tokens_per_text, classes, seed: int = 0, fraction: float = 0.2) -> dict[str, float]:
     """Delete the top 20% of tokens (by attribution toward the prediction) vs as many random tokens."""
     rng = np.random.default_rng(seed)
-    fraction = 0.2
     texts = {"full": [], "top": [], "random": []}
     for tokens, values in tokens_per_text:
         k = max(1, int(round(fraction * len(tokens))))

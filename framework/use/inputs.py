@@ -11,14 +11,13 @@ from framework.errors import DataError, did_you_mean
 from framework.use.trained import TrainedRun
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
-WHERE = "INPUT"
 
 
 def read_inputs(run: TrainedRun, path: str | Path) -> tuple[Any, list[str]]:
     """(model inputs, one label per example for the output table). Strings for text and sequence runs."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"not found: {path}", path=WHERE)
+        raise DataError("not found", path=str(path))
     if path.is_dir():
         return _images(run, path)
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
@@ -28,18 +27,18 @@ def read_inputs(run: TrainedRun, path: str | Path) -> tuple[Any, list[str]]:
         return _npz(run, path)
     if path.suffix.lower() == ".txt":
         return _lines(run, path)
-    raise DataError(f"cannot read {path.name}: give a .csv, .npz, .txt file or a folder of images", path=WHERE)
+    raise DataError("cannot read this kind of file: give a .csv, .npz, .txt file or a folder of images", path=str(path))
 
 
 def _lines(run: TrainedRun, path: Path):
     if run.kind not in ("text", "sequence"):
-        raise DataError(f"a text file is input for text models; this run's model reads {run.kind} data", path=WHERE)
+        raise DataError(f"a text file is input for text models; this run's model reads {run.kind} data", path=str(path))
     import re
 
     # lines end at \n, \r\n or \r only: str.splitlines() would also split a text at U+0085, U+2028, \f, ...
     texts = [line for line in re.split(r"\r\n|\r|\n", path.read_text(encoding="utf-8")) if line.strip()]
     if not texts:
-        raise DataError(f"{path} has no lines of text", path=WHERE)
+        raise DataError("has no lines of text", path=str(path))
     return np.array(texts, dtype=object), texts
 
 
@@ -53,18 +52,18 @@ def _csv(run: TrainedRun, path: Path):
         frame = pd.read_csv(path)
         check_csv_rows(str(path), frame)
     except DataError as exc:
-        raise DataError(exc.message, path=WHERE) from None
+        raise DataError(exc.message, path=str(path)) from None
     except Exception as exc:
-        raise DataError(f"cannot read CSV {path}: {csv_error_message(exc)}", path=WHERE) from None
+        raise DataError(f"cannot read CSV: {csv_error_message(exc)}", path=str(path)) from None
     if frame.empty:
-        raise DataError(f"{path} has no rows", path=WHERE)
+        raise DataError("has no rows", path=str(path))
     data = run.data
     if run.kind in ("text", "sequence"):
         column = data.get("text") or (run.preprocessing.get("features") or data.get("features") or [frame.columns[0]])[0]
         if column not in frame.columns:
             raise DataError(
                 f"the run reads text from column '{column}', which {path.name} lacks{did_you_mean(column, frame.columns)}; "
-                f"columns: {list(frame.columns)}", path=WHERE,
+                f"columns: {list(frame.columns)}", path=str(path),
             )
         texts = frame[column].fillna("").astype(str)
         return texts.to_numpy(dtype=object), list(texts)
@@ -74,15 +73,15 @@ def _csv(run: TrainedRun, path: Path):
         if missing:
             raise DataError(
                 f"the model reads columns {features}; {path.name} lacks {missing}{did_you_mean(missing[0], frame.columns)}",
-                path=WHERE,
+                path=str(path),
             )
         frame = frame[features]
     else:
         frame = frame.drop(columns=[c for c in (data.get("label"),) if c in frame.columns])
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
-        raise DataError(f"columns {non_numeric} are not numeric", path=WHERE)
-    x = run.numeric_inputs(frame.to_numpy(dtype="float32"), WHERE)
+        raise DataError(f"columns {non_numeric} are not numeric", path=str(path))
+    x = run.numeric_inputs(frame.to_numpy(dtype="float32"), str(path))
     if run.kind == "window":  # each window forecasts the label `horizon` rows after its last row
         size, horizon = run.preprocessing["window"]["size"], run.preprocessing["window"]["horizon"]
         labels = [f"rows {i}-{i + size - 1} -> row {i + size - 1 + horizon}" for i in range(len(x))]
@@ -96,13 +95,13 @@ def _npz(run: TrainedRun, path: Path):
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except Exception as exc:
-        raise DataError(f"cannot read NPZ {path}: {exc}", path=WHERE) from None
+        raise DataError(f"cannot read NPZ: {exc}", path=str(path)) from None
     key = next((k for k in ("x", "x_test", "x_train") if k in arrays), None)
     if key is None and len(arrays) == 1:
         key = next(iter(arrays))
     if key is None:
-        raise DataError(f"{path.name} has arrays {sorted(arrays)}; name the inputs 'x'", path=WHERE)
-    x = run.numeric_inputs(arrays[key], WHERE)
+        raise DataError(f"has arrays {sorted(arrays)}; name the inputs 'x'", path=str(path))
+    x = run.numeric_inputs(arrays[key], str(path))
     return x, [f"{key}[{i}]" for i in range(len(x))]
 
 
@@ -111,12 +110,12 @@ def _images(run: TrainedRun, folder: Path):
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise DataError(f"{folder} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})", path=WHERE)
+        raise DataError(f"has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})", path=str(folder))
     if run.kind != "image":
-        raise DataError(f"images are input for image models; this run's model reads {run.kind} data", path=WHERE)
+        raise DataError(f"images are input for image models; this run's model reads {run.kind} data", path=str(folder))
     height, width, channels = run.model.input_shape[1:]
     if channels not in (1, 3):
-        raise DataError(f"the model takes {channels}-channel images; image files give 1 or 3", path=WHERE)
+        raise DataError(f"the model takes {channels}-channel images; image files give 1 or 3", path=str(folder))
     images = []
     for file in files:
         try:
@@ -124,6 +123,6 @@ def _images(run: TrainedRun, folder: Path):
                 image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
                 images.append(np.asarray(image, dtype="float32").reshape(height, width, channels))
         except OSError as exc:
-            raise DataError(f"cannot read image {file.name}: {exc}", path=WHERE) from None
+            raise DataError(f"cannot read image {file.name}: {exc}", path=str(folder)) from None
     # pixel values 0..255, then the run's own scaling
-    return run.numeric_inputs(np.stack(images), WHERE), [f.name for f in files]
+    return run.numeric_inputs(np.stack(images), str(folder)), [f.name for f in files]

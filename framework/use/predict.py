@@ -25,7 +25,8 @@ def predict_table(run: TrainedRun, input_path: str | Path):
     try:
         predictions = model.predict(x, batch_size=256, verbose=0)
     except Exception as exc:  # a mismatch the checks above did not catch
-        raise DataError(f"the model cannot read these inputs: {str(exc).strip().splitlines()[0][:300]}", path="INPUT") from None
+        raise DataError(f"the model cannot read these inputs: {str(exc).strip().splitlines()[0][:300]}",
+                        path=str(input_path)) from None
     if isinstance(predictions, dict):
         predictions = list(predictions.values())
     if isinstance(predictions, list):  # several outputs: one block of columns per output

@@ -70,7 +70,8 @@ class TrainedRun:
                 raise DataError(f"{len(x)} rows, but the model reads windows of {size} rows", path=where)
             x, _ = make_windows(x, np.zeros(len(x)), size, 0, 1)
         reshape = self.data.get("reshape")
-        if reshape and x.ndim == 2 and tuple(x.shape[1:]) != tuple(shape):
+        if reshape and x.ndim >= 2 and tuple(x.shape[1:]) != tuple(shape):
+            # the run's own layout before its data.reshape: (N, 64) or (N, 8, 8) for an (8, 8, 1) model, say
             try:
                 x = x.reshape(len(x), *reshape)
             except ValueError:

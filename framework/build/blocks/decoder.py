@@ -12,11 +12,24 @@ from framework.registry import registry
 class GRUDecoder(keras.layers.Layer):
     """A GRU over a sequence, starting from a given state: called on ``[sequence, state]``.
 
-    The state is an encoder's final output (a GRU with ``return_sequences = false``). In a spec::
+    The state is an encoder's final output (a GRU with ``return_sequences = false``) of width ``units``. The
+    decoder returns the whole sequence and is causal, so greedy decoding can feed back its own outputs; a padding
+    mask on the sequence (``Embedding(mask_zero=True)``) is respected.
 
-        { name = "decoder", type = "GRUDecoder", units = 128, inputs = ["decoder_embedding", "encoder"] }
+    Args:
+        units: Positive integer, the width of the GRU's state and of each output step; the same as the encoder's.
+        dropout: Float between 0 and 1, the fraction of the inputs dropped during training.
+        **kwargs: keras.layers.Layer's arguments (``name``, ``dtype``, ``trainable``, ...).
 
-    It returns the whole sequence and is causal, so greedy decoding can feed back its own outputs.
+    Example:
+
+    ```toml
+    [[model.layers]]
+    name = "decoder"
+    type = "GRUDecoder"
+    units = 128
+    inputs = ["decoder_embedding", "encoder"]   # [sequence, state]
+    ```
     """
 
     def __init__(self, units: int, dropout: float = 0.0, **kwargs):

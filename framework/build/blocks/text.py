@@ -1,5 +1,12 @@
 """Text standardization for TextVectorization that keeps every vocabulary token on one line.
 
+A spec names them as Keras does: TextVectorization's ``standardize`` is ``"lower_and_strip_punctuation"`` (the
+default), ``"lower"``, ``"strip_punctuation"`` or ``null``; the framework gives the layer the line-break-safe
+function of that name (``text_lower_and_strip_punctuation``, ``text_lower``, ``text_strip_punctuation``,
+``text_one_line``), saved with the model::
+
+    { type = "TextVectorization", max_tokens = 10000, standardize = "lower" }
+
 Keras saves an adapted vocabulary one token per line and reads it back with ``str.splitlines``, which also
 breaks lines at U+0085 (NEL), U+2028/U+2029 (line/paragraph separators), \\x1c-\\x1e, \\v and \\f. The default
 whitespace split keeps those characters inside tokens, so a training text with a lone U+0085 gave a token that
@@ -25,6 +32,7 @@ def _one_line(inputs):
 
 @keras.saving.register_keras_serializable(package="framework")
 def text_lower_and_strip_punctuation(inputs):
+    """Lower-case, then strip punctuation (Keras's default standardize), with line breaks as spaces."""
     import tensorflow as tf
 
     return tf.strings.regex_replace(tf.strings.lower(_one_line(inputs)), PUNCTUATION, "")
@@ -32,6 +40,7 @@ def text_lower_and_strip_punctuation(inputs):
 
 @keras.saving.register_keras_serializable(package="framework")
 def text_lower(inputs):
+    """Lower-case, with line breaks as spaces (standardize = "lower")."""
     import tensorflow as tf
 
     return tf.strings.lower(_one_line(inputs))
@@ -39,6 +48,7 @@ def text_lower(inputs):
 
 @keras.saving.register_keras_serializable(package="framework")
 def text_strip_punctuation(inputs):
+    """Strip punctuation, with line breaks as spaces (standardize = "strip_punctuation")."""
     import tensorflow as tf
 
     return tf.strings.regex_replace(_one_line(inputs), PUNCTUATION, "")
@@ -46,6 +56,7 @@ def text_strip_punctuation(inputs):
 
 @keras.saving.register_keras_serializable(package="framework")
 def text_one_line(inputs):
+    """Only line breaks as spaces (standardize = null)."""
     return _one_line(inputs)
 
 

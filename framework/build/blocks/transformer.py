@@ -12,11 +12,26 @@ from framework.registry import registry
 class TransformerEncoder(keras.layers.Layer):
     """Multi-head self-attention and a feed-forward layer, each with a residual connection and layer norm.
 
-    In a spec::
+    The output has the input's shape, so blocks stack. Padding masks (``Embedding(mask_zero=True)``) are
+    respected: padded positions are not attended to.
 
-        { type = "TransformerEncoder", num_heads = 2, key_dim = 16, ff_dim = 64, dropout = 0.1 }
+    Args:
+        num_heads: Positive integer, the number of attention heads.
+        key_dim: Positive integer, the size of each head's queries and keys.
+        ff_dim: Positive integer, the width of the feed-forward layer's hidden layer.
+        dropout: Float between 0 and 1, dropout on the attention weights and on each residual branch.
+        **kwargs: keras.layers.Layer's arguments (``name``, ``dtype``, ``trainable``, ...).
 
-    Padding masks (``Embedding(mask_zero=True)``) are respected: padded positions are not attended to.
+    Example:
+
+    ```toml
+    layers = [
+      { type = "Embedding", input_dim = 10000, output_dim = 32, mask_zero = true },
+      { type = "PositionEmbedding", max_length = 40 },
+      { type = "TransformerEncoder", num_heads = 2, key_dim = 16, ff_dim = 64, dropout = 0.1 },
+      { type = "GlobalAveragePooling1D" },
+    ]
+    ```
     """
 
     def __init__(self, num_heads: int, key_dim: int, ff_dim: int, dropout: float = 0.0, **kwargs):
@@ -61,7 +76,22 @@ class TransformerEncoder(keras.layers.Layer):
 class PositionEmbedding(keras.layers.Layer):
     """Adds a learned embedding of each position to a sequence (self-attention alone ignores order).
 
-    In a spec, after an Embedding: ``{ type = "PositionEmbedding", max_length = 64 }``.
+    Takes a sequence of vectors (batch, length, width) and returns it with a trained vector per position added;
+    masks pass through.
+
+    Args:
+        max_length: Positive integer, the longest sequence it will see (e.g. TextVectorization's
+            ``output_sequence_length``).
+        **kwargs: keras.layers.Layer's arguments (``name``, ``dtype``, ``trainable``, ...).
+
+    Example:
+
+    ```toml
+    layers = [
+      { type = "Embedding", input_dim = 10000, output_dim = 32, mask_zero = true },
+      { type = "PositionEmbedding", max_length = 40 },
+    ]
+    ```
     """
 
     def __init__(self, max_length: int, **kwargs):

@@ -1,0 +1,264 @@
+"""Named checks across spec sections: rules that no single section can check on its own.
+
+Each check is a function ``(spec, context) -> None`` that raises a ``PydanticCustomError`` for the first problem it
+finds; ``context`` is the validation context (``base_dir``; ``existing_run`` when a finished run's resolved.json is
+read back). ``Spec`` runs ``CHECKS`` in order from one model validator, so a spec with several problems reports the
+first. A check about one key names it as ``path`` in the error's context; the CLI reports the error at that key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import PydanticCustomError
+
+from framework.spec.sections.privacy import BATCH_MIXING_LAYERS
+
+if TYPE_CHECKING:
+    from framework.spec.schema import Spec
+
+Check = Callable[["Spec", Mapping[str, Any]], None]
+
+
+# --- training settings -----------------------------------------------------------------
+
+
+def check_lr_conflict(spec: Spec, context: Mapping[str, Any]) -> None:
+    """reduce_lr_on_plateau and a learning-rate schedule both set the learning rate."""
+    if spec.regularization.reduce_lr_on_plateau is not None and spec.train.lr_schedule is not None:
+        raise PydanticCustomError(
+            "lr_conflict", "regularization.reduce_lr_on_plateau cannot change a train.lr_schedule; use one of them"
+        )
+
+
+def check_weight_decay_twice(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Weight decay in [regularization] and in the optimizer's arguments."""
+    if spec.regularization.weight_decay and "weight_decay" in spec.train.optimizer.kwargs:
+        raise PydanticCustomError(
+            "wd_conflict", "weight decay is set twice: in regularization.weight_decay and train.optimizer.weight_decay"
+        )
+
+
+def check_xla_determinism(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Keras runs no XLA with deterministic ops."""
+    if spec.train.deterministic is True and spec.train.jit_compile is True:
+        raise PydanticCustomError(
+            "xla_determinism", "train.deterministic = true and train.jit_compile = true exclude each other: "
+            "Keras runs no XLA with deterministic ops; choose one"
+        )
+
+
+# --- privacy (only when [privacy] is on: a disabled section stays in the spec, unused) ----
+
+
+def check_private_layers(spec: Spec, context: Mapping[str, Any]) -> None:
+    """DP-SGD clips each example's gradient: no layer, augmentation or output layout may mix examples."""
+    if spec.dp is None:
+        return
+    for i, layer in enumerate(spec.model.layers):
+        if layer.type in BATCH_MIXING_LAYERS:
+            raise PydanticCustomError(
+                "privacy_layer",
+                "model.layers[{i}]: {type} mixes the examples of a batch, so per-example clipping cannot bound one "
+                "example's influence; use {alternative}",
+                {"i": i, "type": layer.type, "alternative": BATCH_MIXING_LAYERS[layer.type]},
+            )
+    for i, step in enumerate(spec.augmentation.steps):
+        if step.type in ("MixUp", "CutMix"):
+            raise PydanticCustomError(
+                "privacy_mix", "augmentation.steps[{i}]: {type} mixes examples, which DP-SGD's per-example "
+                "clipping does not allow", {"i": i, "type": step.type},
+            )
+    if spec.model.outputs and len(spec.model.outputs) > 1:
+        raise PydanticCustomError("privacy_outputs", "DP-SGD here supports single-output models")
+
+
+def check_private_inputs(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Each way the training split could reach the output outside the DP step is refused, with the alternative.
+
+    Rules for starting a run: not applied when a finished run is read back (``existing_run`` in the context)."""
+    if spec.dp is None or context.get("existing_run"):
+        return
+    if spec.data.scale in ("standard", "minmax"):
+        raise PydanticCustomError(
+            "privacy_scale", "data.scale = '{scale}' is fitted on the private training split and written to "
+            "preprocessing.json without noise; with [privacy] give a fixed number known in advance "
+            "(e.g. data.scale = 0.00392 for 0-255 pixels)", {"scale": spec.data.scale, "path": "data.scale"},
+        )
+    reg = spec.regularization
+    for key, callback in (("early_stopping", reg.early_stopping), ("reduce_lr_on_plateau", reg.reduce_lr_on_plateau)):
+        if callback is not None and not callback.monitor.startswith("val_"):
+            raise PydanticCustomError(
+                "privacy_monitor", "regularization.{key} watches '{monitor}', a training metric computed from the "
+                "private data without noise; with [privacy] watch a validation metric (val_{monitor})",
+                {"key": key, "monitor": callback.monitor, "path": f"regularization.{key}.monitor"},
+            )
+    if spec.model.init_from and not spec.dp.public_init:
+        raise PydanticCustomError(
+            "privacy_init", "model.init_from starts from weights whose privacy this run cannot know; if that run "
+            "was trained on public data, say so with privacy.public_init = true", {"path": "model.init_from"},
+        )
+    if spec.train.mixed_precision:
+        raise PydanticCustomError(
+            "privacy_precision", "train.mixed_precision with [privacy]: the DP step adds noise to float32 sums and "
+            "does not unscale a loss-scaled gradient; train DP in float32", {"path": "train.mixed_precision"},
+        )
+    for i, callback in enumerate(spec.train.callbacks):
+        monitor = callback.kwargs.get("monitor")
+        if isinstance(monitor, str) and not monitor.startswith("val_"):
+            raise PydanticCustomError(
+                "privacy_monitor", "train.callbacks[{i}] ({type}) watches '{monitor}', a training metric computed from "
+                "the private data without noise; with [privacy] watch a validation metric (val_{monitor})",
+                {"i": i, "type": callback.type, "monitor": monitor, "path": f"train.callbacks[{i}].monitor"},
+            )
+    if spec.data.window is not None:
+        raise PydanticCustomError(
+            "privacy_window", "data.window with [privacy]: each row appears in up to size + horizon windows, so an "
+            "epsilon per window would understate each row's; DP-SGD here protects one example per row",
+            {"path": "data.window"},
+        )
+    if spec.tune is not None and not spec.tune.objective.startswith("val_"):
+        raise PydanticCustomError(
+            "privacy_objective", "tune.objective '{objective}' is a training metric, which a private run does not "
+            "release; tune on a validation metric (val_{objective})", {"objective": spec.tune.objective, "path": "tune.objective"},
+        )
+
+
+# --- the kind of data and the model it feeds ---------------------------------------------
+
+
+def _textual(spec: Spec) -> str | None:
+    data = spec.data
+    return "data.text" if data.text is not None else "data.sequence" if data.sequence is not None else None
+
+
+def check_text_augmentation(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Augmentation steps transform numbers and images, not strings."""
+    textual = _textual(spec)
+    if textual and spec.augmentation.steps:
+        raise PydanticCustomError(
+            "augment_text", "augmentation steps transform numbers and images; {kind} gives the model strings, "
+            "so remove [augmentation] or its steps", {"kind": textual, "path": "augmentation.steps"},
+        )
+
+
+def check_text_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """DP-SGD cannot train on data.text (TextVectorization) or data.sequence (two inputs)."""
+    textual = _textual(spec)
+    if textual and spec.dp is not None:
+        reason = (
+            "TextVectorization cannot run inside DP-SGD's per-example gradient loop"
+            if spec.data.text is not None else "DP-SGD here supports single-input models"
+        )
+        if any(layer.type == "Word2VecEmbedding" for layer in spec.model.layers or []):
+            reason += (
+                "; and Word2VecEmbedding would train word vectors on the private training text outside DP-SGD, "
+                "where they can memorise rare words and phrases (give vectors trained on public text to a "
+                "PretrainedEmbedding's vectors_file instead)"
+            )
+        raise PydanticCustomError(
+            "privacy_text", "[privacy] with {kind}: {reason}", {"kind": textual, "reason": reason, "path": "privacy"}
+        )
+
+
+def check_sequence_inputs(spec: Spec, context: Mapping[str, Any]) -> None:
+    """data.sequence feeds two named model inputs, which model.inputs must declare."""
+    sequence = spec.data.sequence
+    if sequence is not None:
+        declared = [i.name for i in spec.model.inputs or []]
+        missing = [n for n in (sequence.source_input, sequence.decoder_input) if n not in declared]
+        if missing:
+            raise PydanticCustomError(
+                "sequence_inputs", "data.sequence feeds the model inputs {missing}, which model.inputs does not "
+                "declare (declared: {declared})", {"missing": missing, "declared": declared, "path": "model.inputs"},
+            )
+
+
+def check_targets_outputs(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Several data.targets: one per model output, by name."""
+    targets = spec.data.targets
+    if targets is not None and len(targets) > 1:
+        outputs = spec.model.outputs or []
+        if sorted(targets) != sorted(outputs):
+            raise PydanticCustomError(
+                "targets_outputs", "data.targets names {targets}, but model.outputs is {outputs}; "
+                "each output needs its target", {"targets": sorted(targets), "outputs": outputs, "path": "data.targets"},
+            )
+
+
+# --- distributed training and distillation -----------------------------------------------
+
+
+def check_distribute_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Replicas would each add DP noise within their own batch."""
+    if spec.distribute is not None and spec.dp is not None:
+        raise PydanticCustomError(
+            "distribute_privacy", "[distribute] with [privacy]: the DP-SGD step clips and adds noise within one "
+            "replica's batch, so replicas would each add noise and the accounting would not hold; train DP on "
+            "one device", {"path": "distribute"},
+        )
+
+
+def check_distribute_distill(spec: Spec, context: Mapping[str, Any]) -> None:
+    """The teacher model is not replicated."""
+    if spec.distribute is not None and spec.distill is not None:
+        raise PydanticCustomError(
+            "distribute_distill", "[distribute] with [distill]: the teacher model is not replicated; distil on "
+            "one device", {"path": "distribute"},
+        )
+
+
+def check_distill_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """A teacher trained on the same data without noise voids the student's epsilon."""
+    if spec.distill is not None and spec.dp is not None:
+        raise PydanticCustomError(
+            "distill_privacy", "[distill] with [privacy]: the teacher learned from the same data without noise, "
+            "so the student's epsilon would not bound what it reveals; distil without DP, or train the teacher with DP",
+            {"path": "distill"},
+        )
+
+
+def check_distill_outputs(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Distillation compares class probabilities of a single output."""
+    if spec.distill is not None and spec.model.outputs and len(spec.model.outputs) > 1:
+        raise PydanticCustomError("distill_outputs", "[distill] needs a single-output (classifier) model", {"path": "distill"})
+
+
+# --- validation data ---------------------------------------------------------------------
+
+
+def check_validation_monitors(spec: Spec, context: Mapping[str, Any]) -> None:
+    """A callback that watches a val_ metric needs a validation split."""
+    reg = spec.regularization
+    monitors = [m.monitor for m in (reg.early_stopping, reg.reduce_lr_on_plateau) if m is not None]
+    if spec.data.validation_split == 0 and any(m.startswith("val_") for m in monitors):
+        raise PydanticCustomError(
+            "no_validation", "early stopping / reduce_lr_on_plateau watch a val_ metric but data.validation_split is 0"
+        )
+
+
+#: Every cross-section check, in the order ``Spec`` runs them (the first problem found is the one reported).
+CHECKS: list[Check] = [
+    check_lr_conflict,
+    check_weight_decay_twice,
+    check_xla_determinism,
+    check_private_layers,
+    check_private_inputs,
+    check_text_augmentation,
+    check_text_privacy,
+    check_sequence_inputs,
+    check_targets_outputs,
+    check_distribute_privacy,
+    check_distribute_distill,
+    check_distill_privacy,
+    check_distill_outputs,
+    check_validation_monitors,
+]
+
+
+def run_checks(spec: Spec, context: Mapping[str, Any] | None) -> None:
+    """Run ``CHECKS`` on a validated spec, in order."""
+    context = context or {}
+    for check in CHECKS:
+        check(spec, context)

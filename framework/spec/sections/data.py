@@ -1,0 +1,144 @@
+"""The [data] section: where the data comes from, what kind of task it feeds, how it is split and scaled."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from framework.spec.resolve import resolve_data_source
+from framework.spec.sections.base import StrictModel
+
+
+class WindowSpec(StrictModel):
+    """Forecasting: slide a window over the rows (in file order) and predict a later value of the label."""
+
+    size: int = Field(ge=1, le=100_000, description="Time steps in each input window.")
+    horizon: int = Field(1, ge=1, le=100_000, description="Predict the label this many steps after the window's last step.")
+    stride: int = Field(1, ge=1, le=100_000, description="Steps between the starts of consecutive windows.")
+
+
+class SequenceSpec(StrictModel):
+    """Sequence-to-sequence: source and target strings become character ids (vocabularies from the training split)."""
+
+    source_input: str = Field("source", description="Model input that receives the source ids.")
+    decoder_input: str = Field(
+        "decoder_input", description="Model input that receives the target shifted right (teacher forcing)."
+    )
+
+
+class DataSpec(StrictModel):
+    source: str = Field(
+        description=(
+            "Where the data comes from, as SCHEME:ARG: sklearn:digits|iris|wine|breast_cancer, "
+            "csv:PATH, npz:PATH, keras:mnist|fashion_mnist|cifar10|... Paths are relative to the spec file."
+        ),
+        examples=["sklearn:digits", "csv:data/train.csv", "npz:mnist.npz", "keras:mnist"],
+    )
+    features: list[str] | None = Field(None, description="csv: feature columns (default: every column but the label).")
+    label: str = Field("label", description="csv: the label column.")
+    class_names: list[str] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Names of the classes, shown in predictions, the confusion matrix and preprocessing.json. For integer "
+            "labels, name i is class i (as many names as classes); for string labels, the list sets the class ids' "
+            "order (default: sorted). Not with data.targets, data.window or data.sequence."
+        ),
+        examples=[["cat", "dog"]],
+    )
+    text: str | None = Field(
+        None,
+        description=(
+            "csv: a column of raw text that is the model's input (one string per example); start the model with a "
+            "TextVectorization layer, whose vocabulary is built from the training split only."
+        ),
+    )
+    targets: dict[str, str] | None = Field(
+        None,
+        description=(
+            "Multi-task: one target per model output, as output name -> a label column or a pandas expression of "
+            "columns, e.g. { digit = 'label', even = 'label % 2 == 0' }. scikit-learn sources have one column, 'label'."
+        ),
+    )
+    window: WindowSpec | None = Field(
+        None, description="Forecasting windows over the rows; the splits are chronological (test = the last rows)."
+    )
+    sequence: SequenceSpec | None = Field(
+        None, description="Sequence-to-sequence: the source gives (source string, target string) pairs."
+    )
+    test_split: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split of its own."
+    )
+    validation_split: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of the training split held out for validation.")
+    stratify: bool = Field(True, description="Stratify the splits by label (classification).")
+    scale: Literal["none", "standard", "minmax"] | float = Field(
+        "none",
+        description=(
+            "Input scaling: 'standard' (zero mean, unit variance) and 'minmax' are fitted on the training split only; "
+            "a number multiplies the inputs (e.g. 0.0625 for digits, 0.00392 for 8-bit images)."
+        ),
+    )
+    reshape: list[int] | None = Field(
+        None, description="Reshape each example, e.g. [8, 8, 1] for digits as images; -1 allowed once."
+    )
+    train_limit: int | None = Field(
+        None, ge=1, description="Keep only the first N training examples (after splitting), e.g. to study overfitting."
+    )
+    shuffle: bool = Field(
+        True, description="Shuffle the training set every epoch: a seeded permutation per epoch, the same on resume."
+    )
+    cache: bool = Field(True, description="Cache the validation and test pipelines in memory.")
+    prefetch: bool = Field(True, description="Prefetch batches (tf.data.AUTOTUNE).")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_finite_positive(cls, value, info: ValidationInfo):
+        if isinstance(value, float) and (not math.isfinite(value) or value <= 0):
+            raise ValueError(f"a numeric scale must be a positive finite number, got {value}")
+        return value
+
+    @field_validator("reshape")
+    @classmethod
+    def _reshape_dims(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("must list at least one dimension")
+        if sum(1 for d in value if d == -1) > 1 or any(d == 0 or d < -1 for d in value):
+            raise ValueError(f"dimensions must be positive, with at most one -1; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_task_shape(self) -> "DataSpec":
+        kinds = [k for k in ("text", "window", "sequence") if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise PydanticCustomError("data_kind", "data.{a} and data.{b} exclude each other", {"a": kinds[0], "b": kinds[1]})
+        if kinds and kinds[0] in ("text", "sequence") and (self.scale != "none" or self.reshape):
+            raise PydanticCustomError(
+                "data_text", "data.scale and data.reshape apply to numeric inputs, not to data.{kind}", {"kind": kinds[0]}
+            )
+        if self.targets is not None and (not self.targets or self.sequence is not None):
+            raise PydanticCustomError("data_targets", "data.targets needs at least one output, and not data.sequence")
+        if self.class_names is not None and (kinds[:1] in (["window"], ["sequence"]) or self.targets is not None):
+            raise PydanticCustomError(
+                "data_class_names", "data.class_names names the classes of data.label; data.{kind} has none",
+                {"kind": "targets" if self.targets is not None else kinds[0]},
+            )
+        return self
+
+    @field_validator("class_names")
+    @classmethod
+    def _distinct_class_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            repeated = sorted({n for n in value if value.count(n) > 1})
+            if repeated:
+                raise ValueError(f"each class needs its own name; repeated: {repeated}")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str, info: ValidationInfo) -> str:
+        return resolve_data_source(value, info.context)

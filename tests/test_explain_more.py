@@ -1,0 +1,168 @@
+"""explain --method (saliency, ig, shap, lime, all), LIME on known answers, and the measures of explanations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SPECS
+from framework.use import measures
+
+
+def _train(spec, reports, *sets):
+    from framework.cli import main
+
+    args = ["run", str(spec), "--reports", str(reports), "--set", "train.verbose=0"]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    return next(reports.iterdir())
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("image")
+    return _train(shutil.copy(SPECS / "quickstart.toml", tmp), tmp / "r", "train.epochs=4")
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tabular")
+    return _train(shutil.copy(SPECS / "quickstart.json", tmp), tmp / "r", "train.epochs=4")
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("text")
+    shutil.copytree(SPECS / "data", tmp / "data")
+    return _train(shutil.copy(SPECS / "movie_transformer.toml", tmp), tmp / "r", "train.epochs=3",
+                  "regularization.early_stopping.patience=3")
+
+
+def _summary(run):
+    return json.loads((run / "explain" / "explain.json").read_text())
+
+
+# --- the measures -------------------------------------------------------------------------------
+
+
+def test_attribution_entropy_known_values():
+    assert measures.attribution_entropy(np.ones(8)) == pytest.approx((3.0, 1.0))  # uniform over 8: 3 bits, the max
+    assert measures.attribution_entropy(np.array([0.0, -5.0, 0.0, 0.0])) == (0.0, 0.0)  # one position
+    bits, normalised = measures.attribution_entropy(np.array([1.0, 1.0, 0.0, 0.0]))
+    assert bits == pytest.approx(1.0) and normalised == pytest.approx(0.5)
+
+
+def test_predictive_entropy_and_information_gain_on_a_known_model():
+    assert measures.predictive_entropy(np.array([[0.5, 0.5], [1.0, 0.0]])) == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert measures.predictive_entropy(np.array([[0.5]])) == pytest.approx([1.0])  # a sigmoid's one column
+
+    def predict(x):  # sure of class 1 when feature 0 is present, unsure without it; the other features do nothing
+        p = np.where(x[:, 0] > 0.5, 0.99, 0.5)
+        return np.stack([1 - p, p], axis=1)
+
+    x = np.ones((3, 10), dtype="float32")
+    right = np.zeros((3, 10)); right[:, 0] = 1.0  # the attribution that names feature 0
+    wrong = np.zeros((3, 10)); wrong[:, 5] = 1.0
+    good = measures.measure_arrays(predict, x, np.zeros_like(x), right, 0.1)
+    bad = measures.measure_arrays(predict, x, np.zeros_like(x), wrong, 0.1)
+    h_sure = float(measures.predictive_entropy(np.array([[0.01, 0.99]]))[0])
+    assert good[0]["information_gain"] == pytest.approx(1.0 - h_sure, abs=1e-3)  # removed: 1 bit; kept: sure
+    assert bad[0]["information_gain"] == pytest.approx(h_sure - 1.0, abs=1e-3)  # the other way round
+    assert good[0]["attribution_entropy"] == 0.0
+
+
+# --- LIME on known answers -----------------------------------------------------------------------
+
+
+def test_lime_tabular_recovers_a_linear_models_weights():
+    pytest.importorskip("lime")
+    from framework.use.lime_methods import lime_tabular
+
+    rng = np.random.default_rng(0)
+    weights = np.array([2.0, -1.0, 0.5, 0.0, 0.0])
+    background = rng.normal(size=(500, 5)).astype("float32")
+
+    def predict(x):  # P(class 1) linear in x in the range LIME samples
+        p = np.clip(0.5 + 0.02 * np.asarray(x) @ weights, 0, 1)
+        return p[:, None]
+
+    x = np.zeros((1, 5), dtype="float32")
+    found = lime_tabular(predict, x, background, np.array([1]), 1, samples=2000, discretize=False)[0]
+    expected = 0.02 * weights * background.std(axis=0)  # LIME's weights are per standard deviation of a feature
+    np.testing.assert_allclose(found, expected, atol=0.005)
+
+
+def test_lime_text_finds_the_word_the_model_reads():
+    pytest.importorskip("lime")
+    from framework.use.lime_methods import lime_text
+
+    def predict(texts):
+        p = np.array([0.9 if "good" in str(t).split() else 0.2 for t in texts])
+        return np.stack([1 - p, p], axis=1)
+
+    tokens = ["a", "good", "long", "film"]
+    weights = lime_text(predict, [tokens], np.array([1]), 2, samples=200)[0]
+    assert int(np.argmax(weights)) == 1 and weights[1] > 0.5 and np.abs(np.delete(weights, 1)).max() < 0.05
+
+
+# --- through the CLI ---------------------------------------------------------------------------
+
+
+def test_explain_all_methods_on_images(cli, image_run):
+    pytest.importorskip("lime")
+    pytest.importorskip("skimage")
+    code, out, err = cli("explain", image_run, "--method", "all", "--samples", "4")
+    assert code == 0, err
+    summary = _summary(image_run)
+    assert set(summary["methods"]) == {"saliency", "ig", "lime"}
+    for m, entry in summary["methods"].items():
+        assert entry["deletion_check"]["passes"], (m, entry)
+        assert 0 < entry["measures"]["mean_attribution_entropy"] <= np.log2(64)
+    for name in ("lime.png", "attribution_grid.png", "saliency.png", "integrated_gradients.png"):
+        assert (image_run / "explain" / name).stat().st_size > 1000
+    table = pd.read_csv(image_run / "explain" / "measures.csv")
+    assert len(table) == 3 * 4 and {"attribution_entropy", "information_gain", "information_gain_vs_random"} <= set(table.columns)
+    assert "attribution entropy" in out and "lime" in out
+    assert "explain/attribution_grid.png" in (image_run / "report.html").read_text()
+
+
+def test_explain_lime_on_tabular(cli, tabular_run):
+    pytest.importorskip("lime")
+    code, out, err = cli("explain", tabular_run, "--method", "lime", "--samples", "4")
+    assert code == 0, err
+    summary = _summary(tabular_run)
+    assert summary["method"] == "LIME (tabular)" and summary["deletion_check"]["passes"], summary
+    assert len(pd.read_csv(tabular_run / "explain" / "feature_importance.csv")) == 64
+    assert (tabular_run / "explain" / "feature_importance.png").exists()
+    assert len(pd.read_csv(tabular_run / "explain" / "measures.csv")) == 4
+
+
+def test_explain_lime_and_all_on_text(cli, text_run):
+    pytest.importorskip("lime")
+    code, out, err = cli("explain", text_run, "--method", "all", "--samples", "6")
+    assert code == 0, err
+    summary = _summary(text_run)
+    assert set(summary["methods"]) == {"saliency", "ig", "lime"}
+    snippet = (text_run / "explain" / "tokens.html").read_text()
+    assert "LIME (tokens)" in snippet and snippet.count("<span") > 30
+    table = pd.read_csv(text_run / "explain" / "measures.csv")
+    assert set(table["method"]) == {"saliency", "ig", "lime"} and table["attribution_entropy"].ge(0).all()
+
+
+def test_a_method_that_does_not_cover_the_kind_is_refused(cli, image_run):
+    code, out, err = cli("explain", image_run, "--method", "shap")
+    assert code != 0 and "shap" in err and "tabular" in err
+
+
+def test_lime_missing_is_a_clear_error(cli, tabular_run, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lime" else real(name, *a))
+    code, out, err = cli("explain", tabular_run, "--method", "lime")
+    assert code != 0 and "framework[explain]" in err

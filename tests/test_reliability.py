@@ -41,34 +41,7 @@ def _test_metrics(folder):
     return {k: v for k, v in metrics.items() if k.startswith("test_")}
 
 
-SLOW_ENOUGH = ["--set", "train.epochs=12", "--set", "train.verbose=0", "--set", "data.validation_split=0.1"]
-
-
-def test_resume_after_sigkill_matches_an_uninterrupted_run(cli, tmp_path):
-    killed = tmp_path / "killed"
-    proc = _start_run(SPECS / "quickstart.toml", killed, *SLOW_ENOUGH)
-    folder = _wait_for_epochs(killed, 3, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert json.loads((folder / "metrics.json").read_text())["status"] == "running"
-    done_before = len(pd.read_csv(folder / "history.csv"))
-    assert done_before < 12
-
-    code, out, err = cli("run", "--resume", folder)
-    assert code == 0, err
-    metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["epochs"] == 12
-    assert 1 <= metrics["resumed_from_epoch"] <= done_before
-    history = pd.read_csv(folder / "history.csv")
-    assert list(history["epoch"]) == list(range(12))
-    assert not (folder / "backup").exists()  # removed once training completed
-
-    straight = tmp_path / "straight"
-    assert cli("run", SPECS / "quickstart.toml", "--reports", straight, *SLOW_ENOUGH)[0] == 0
-    other = next(straight.iterdir())
-    assert _test_metrics(folder) == _test_metrics(other)
-    timing = ["epoch_seconds"]  # wall time differs between any two runs
-    pd.testing.assert_frame_equal(history.drop(columns=timing), pd.read_csv(other / "history.csv").drop(columns=timing))
+# Exact resume after SIGKILL (at any instant, with random state and DP) is tested in test_resume.py.
 
 
 def test_resume_refuses_a_completed_run(cli, tmp_path, write_spec):
@@ -120,7 +93,8 @@ def test_concurrent_runs_get_complete_distinct_folders(cli, tmp_path, write_spec
     tmp_path = tmp_path / "r"
     procs = [_start_run(spec, tmp_path) for _ in range(3)]
     while any(p.poll() is None for p in procs):
-        assert cli("report", tmp_path, "--format", "csv")[0] == 0  # never fails on half-written folders
+        if tmp_path.exists():  # a folder that does not exist is an error of its own
+            assert cli("report", tmp_path, "--format", "csv")[0] == 0  # never fails on half-written folders
         time.sleep(0.2)
     assert all(p.returncode == 0 for p in procs), [p.communicate() for p in procs]
     folders = list(tmp_path.iterdir())

@@ -7,6 +7,7 @@ resume that replayed or skipped a random number would change the metrics.
 
 import json
 import os
+import tomllib
 import signal
 import subprocess
 import sys
@@ -44,7 +45,10 @@ DP_MLP = tiny_spec(
     privacy={"noise_multiplier": 1.0, "l2_norm_clip": 1.0, "reproducible_noise": True},
     train={"epochs": EPOCHS, "batch_size": 128, "verbose": 0},
 )
-SPECS = {"random_mlp": RANDOM_MLP, "dp_mlp": DP_MLP}
+QUICKSTART_DROPOUT = tomllib.loads((ROOT / "specs" / "quickstart.toml").read_text())
+QUICKSTART_DROPOUT["model"]["layers"].insert(-1, {"type": "Dropout", "rate": 0.3})
+QUICKSTART_DROPOUT["train"].update(epochs=EPOCHS * 2, verbose=0)
+SPECS = {"random_mlp": RANDOM_MLP, "dp_mlp": DP_MLP, "quickstart_dropout": QUICKSTART_DROPOUT}
 TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
 
 
@@ -97,7 +101,11 @@ def _resume_and_compare(cli, folder, expected):
     return json.loads((Path(folder) / "metrics.json").read_text())
 
 
-@pytest.mark.parametrize("stage", STAGES)
+# Two stages in the quick suite (inside the write, and just after the switch); all of them with -m slow.
+QUICK_STAGES = ("state", "renamed")
+
+
+@pytest.mark.parametrize("stage", [s if s in QUICK_STAGES else pytest.param(s, marks=pytest.mark.slow) for s in STAGES])
 def test_kill_inside_each_stage_of_a_checkpoint_write_resumes_exactly(cli, tmp_path, straight, stage):
     spec, expected = straight("random_mlp")
     proc = _run(spec, tmp_path, {FAULT_ENV: f"2:{stage}"})
@@ -117,6 +125,9 @@ def test_dp_run_killed_mid_write_resumes_exactly_with_reproducible_noise(cli, tm
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     metrics = _resume_and_compare(cli, next(tmp_path.iterdir()), expected)
     assert metrics["resumed_from_epoch"] == 2 and metrics["steps"] == EPOCHS * metrics["steps_per_epoch"]
+    from test_privacy_paths import _recomputed_epsilon
+
+    assert metrics["epsilon"] == pytest.approx(_recomputed_epsilon(metrics), rel=1e-9)  # epsilon after a resume
 
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(cli, tmp_path, straight):
@@ -144,7 +155,7 @@ def test_resume_refuses_an_edited_resolved_json(cli, tmp_path, straight):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["random_mlp", "dp_mlp"])
+@pytest.mark.parametrize("name", ["random_mlp", "dp_mlp", "quickstart_dropout"])
 def test_sigkill_at_random_moments_resumes_exactly(cli, tmp_path, straight, name):
     """Kills at 12 moments spread over the run (mid-epoch, mid-write, between epochs), each then resumed."""
     spec, expected = straight(name)

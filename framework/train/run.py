@@ -80,7 +80,12 @@ def _privacy_facts(prepared: Prepared) -> dict[str, Any]:
         return {}
     from framework.privacy.randomness import NOT_PRIVATE_REASON
 
-    facts: dict[str, Any] = {"dp_noise": "secret" if seeds.secret else "from seed"}
+    facts: dict[str, Any] = {
+        "dp_noise": "secret" if seeds.secret else "from seed",
+        # what epsilon does not cover (public by the threat model), and what this run withheld to keep it true
+        "dp_public": ["spec", "validation split", "test split", "split sizes"],
+        "dp_withheld": ["training loss and metrics"],
+    }
     if not seeds.secret:
         facts.update(private=False, private_reason=NOT_PRIVATE_REASON)
     return facts

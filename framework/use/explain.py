@@ -238,18 +238,37 @@ def _explain_arrays(run: TrainedRun, samples: int, out: Path, methods: list[str]
         for m in methods:
             if m != primary:
                 files += _feature_table(run, attributions[m], out, names, suffix=f"_{m}")
-    files += _measures_file(rows, out)
+    files = _measures_file(rows, out, per_method) + files
     return {"kind": kind, "method": " + ".join(labels[m] for m in methods), "methods": per_method,
             "deletion_check": per_method[primary]["deletion_check"], "files": files}
 
 
-def _measures_file(rows: list[dict[str, Any]], out: Path) -> list[str]:
-    if not rows:
-        return []
-    import pandas as pd
+def _measures_file(rows: list[dict[str, Any]], out: Path, per_method: dict[str, Any] | None = None) -> list[str]:
+    """measures.csv (per example and method), and methods.html: per method its deletion check and mean measures,
+    which the run page shows (it includes explain's .html files)."""
+    files = []
+    if rows:
+        import pandas as pd
 
-    pd.DataFrame(rows).to_csv(out / MEASURES, index=False)
-    return [f"{FOLDER}/{MEASURES}"]
+        pd.DataFrame(rows).to_csv(out / MEASURES, index=False)
+        files.append(f"{FOLDER}/{MEASURES}")
+    if per_method:
+        head = ("method", "drop, top deleted", "drop, random", "attribution entropy (bits)", "of max",
+                "information gain: top kept vs removed", "top vs random removed")
+        cells = []
+        for entry in per_method.values():
+            check, found = entry["deletion_check"], entry.get("measures", {})
+            values = (entry["label"], f"{check['drop_top']:.3f}", f"{check['drop_random']:.3f}",
+                      *(f"{found[k]:.3f}" if k in found else "" for k in (
+                          "mean_attribution_entropy", "mean_attribution_entropy_normalised", "mean_information_gain",
+                          "mean_information_gain_vs_random")))
+            cells.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in values) + "</tr>")
+        table = ("<div class=\"explain-methods\"><p>Per method (means over the examples; explain/measures.csv has "
+                 "each example):</p><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+                 + "".join(cells) + "</table></div>\n")
+        rf.write_atomic(out / "methods.html", table)
+        files.append(f"{FOLDER}/methods.html")
+    return files
 
 
 def describe_methods(summary: dict[str, Any]) -> list[str]:
@@ -481,7 +500,7 @@ def _explain_text(run: TrainedRun, samples: int, out: Path, methods: list[str] |
     rf.write_atomic(out / "tokens.html", snippet)
     primary = _primary(methods)
     return {"kind": "text", "method": " + ".join(per_method[m]["label"] for m in methods), "methods": per_method,
-            "files": [f"{FOLDER}/tokens.html", *_measures_file(rows, out)],
+            "files": [*_measures_file(rows, out, per_method), f"{FOLDER}/tokens.html"],
             "deletion_check": per_method[primary]["deletion_check"]}
 
 

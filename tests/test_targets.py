@@ -21,7 +21,8 @@ NO_FLATTEN = {"layers": [
 
 def _refused(code: int, err: str) -> str:
     assert code == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    messages = [line for line in err.strip().splitlines() if not line.endswith("...")]  # progress lines aside
+    assert "Traceback" not in err and len(messages) == 1, err
     return err
 
 

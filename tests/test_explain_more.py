@@ -76,6 +76,46 @@ def test_predictive_entropy_and_information_gain_on_a_known_model():
     assert good[0]["attribution_entropy"] == 0.0
 
 
+def _reads_feature_zero(x):  # sure of class 1 with feature 0 present, unsure without; the others do nothing
+    p = np.where(np.asarray(x)[:, 0] > 0.5, 0.99, 0.5)
+    return np.stack([1 - p, p], axis=1)
+
+
+def test_deletion_and_insertion_curves_on_a_known_model():
+    x = np.ones((2, 10), dtype="float32")
+    baseline, classes = np.zeros_like(x), np.array([1, 1])
+    right = measures.importance_orders(np.eye(10)[[0, 0]])  # feature 0 first
+    wrong = measures.importance_orders(np.tile(np.arange(10.0), (2, 1)))  # feature 0 last
+    deletion, insertion = measures.curves_arrays(_reads_feature_zero, x, baseline, right, classes, steps=10)
+    assert deletion.shape == (2, 11) and deletion[0, 0] == pytest.approx(0.99) and deletion[0, 1:] == pytest.approx(0.5)
+    assert insertion[0, 0] == pytest.approx(0.5) and insertion[0, 1:] == pytest.approx(0.99)
+    assert measures.area(deletion)[0] == pytest.approx(0.5 + 0.49 / 20)  # 0.99 -> 0.5 over the first tenth
+    late_deletion, _ = measures.curves_arrays(_reads_feature_zero, x, baseline, wrong, classes, steps=10)
+    assert measures.area(late_deletion)[0] == pytest.approx(0.99 - 0.49 / 20)
+    randoms = [measures.random_orders(2, 10, s) for s in range(3)]
+    found = measures.curve_measures(
+        lambda o: measures.curves_arrays(_reads_feature_zero, x, baseline, o, classes, steps=10), right, randoms)
+    assert found["beats_random"] and found["deletion_auc"] < found["deletion_auc_random"] < 0.99
+    assert found["insertion_auc"] > found["insertion_auc_random"]
+
+
+def test_token_curves_and_stability_known_values():
+    def predict(texts):
+        p = np.array([0.9 if "good" in str(t).split() else 0.2 for t in texts])
+        return np.stack([1 - p, p], axis=1)
+
+    tokens = [(["a", "good", "long", "film"], np.array([0.0, 1.0, 0.1, 0.2]))]
+    deletion, insertion = measures.curves_tokens(predict, tokens, [np.array([1, 3, 2, 0])], np.array([1]), steps=4)
+    assert deletion[0] == pytest.approx([0.9, 0.2, 0.2, 0.2, 0.2]) and insertion[0] == pytest.approx([0.2, 0.9, 0.9, 0.9, 0.9])
+    assert measures.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert measures.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(measures.spearman([1, 1, 1], [1, 2, 3]))
+    # compared only where a copy is unchanged: position 0 differs, positions 1..3 agree in rank
+    assert measures.stability([np.array([9.0, 1, 2, 3])], [[np.array([-5.0, 1, 2, 3])]], [[np.array([1, 2, 3])]]) == 1.0
+    copies = measures.noisy_tokens([["a", "b", "c", "d", "e"]], copies=2)
+    assert all(texts[0].count(measures.UNKNOWN_TOKEN) == 1 and len(kept[0]) == 4 for texts, kept in copies)
+
+
 # --- LIME on known answers -----------------------------------------------------------------------
 
 
@@ -113,6 +153,26 @@ def test_lime_text_finds_the_word_the_model_reads():
 # --- through the CLI ---------------------------------------------------------------------------
 
 
+def _evidence(run, methods):
+    """explain/methods.csv: per method deletion and insertion AUC, the random order's, stability and seconds;
+    at least one method beats the random order on deletion AUC. Also on the page and printed."""
+    table = pd.read_csv(run / "explain" / "methods.csv").set_index("method")
+    assert set(table.index) == set(methods)
+    columns = ["deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random", "beats_random",
+               "stability", "seconds"]
+    assert set(columns) <= set(table.columns)
+    assert table[columns].notna().all().all(), table
+    assert table[["deletion_auc", "insertion_auc", "deletion_auc_random"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (table["seconds"] > 0).all() and table["stability"].between(-1, 1).all()
+    assert (table["deletion_auc"] < table["deletion_auc_random"]).any(), table
+    assert (table["beats_random"] == (table["deletion_auc"] < table["deletion_auc_random"])).all()
+    page = (run / "report.html").read_text()
+    assert "deletion AUC" in page and "explain/deletion_insertion.png" in page
+    metrics = json.loads((run / "metrics.json").read_text())  # a classification run: calibration in metrics.json
+    assert 0 <= metrics["test_ece"] <= 1 and metrics["test_entropy"] >= 0 and (run / "calibration.png").exists()
+    return table
+
+
 def test_explain_all_methods_on_images(cli, image_run):
     pytest.importorskip("lime")
     pytest.importorskip("skimage")
@@ -129,6 +189,9 @@ def test_explain_all_methods_on_images(cli, image_run):
     assert len(table) == 3 * 4 and {"attribution_entropy", "information_gain", "information_gain_vs_random"} <= set(table.columns)
     assert "attribution entropy" in out and "lime" in out
     assert "explain/attribution_grid.png" in (image_run / "report.html").read_text()
+    table = _evidence(image_run, ["saliency", "ig", "lime"])
+    assert table["beats_random"].all()  # on the quickstart's digits every method beats the random order
+    assert "deletion AUC" in out and "stability" in out
 
 
 def test_explain_lime_on_tabular(cli, tabular_run):
@@ -140,6 +203,16 @@ def test_explain_lime_on_tabular(cli, tabular_run):
     assert len(pd.read_csv(tabular_run / "explain" / "feature_importance.csv")) == 64
     assert (tabular_run / "explain" / "feature_importance.png").exists()
     assert len(pd.read_csv(tabular_run / "explain" / "measures.csv")) == 4
+    _evidence(tabular_run, ["lime"])
+
+
+def test_explain_all_on_tabular_writes_the_evidence_table(cli, tabular_run):
+    pytest.importorskip("lime")
+    code, out, err = cli("explain", tabular_run, "--method", "all", "--samples", "4")
+    assert code == 0, err
+    methods = ["saliency", "ig", "lime"] + (["shap"] if "shap" in _summary(tabular_run)["methods"] else [])
+    _evidence(tabular_run, methods)
+    assert "insertion AUC" in out
 
 
 def test_explain_lime_and_all_on_text(cli, text_run):
@@ -152,6 +225,8 @@ def test_explain_lime_and_all_on_text(cli, text_run):
     assert "LIME (tokens)" in snippet and snippet.count("<span") > 30
     table = pd.read_csv(text_run / "explain" / "measures.csv")
     assert set(table["method"]) == {"saliency", "ig", "lime"} and table["attribution_entropy"].ge(0).all()
+    assert {"deletion_auc", "insertion_auc", "deletion_auc_random"} <= set(table.columns)
+    _evidence(text_run, ["saliency", "ig", "lime"])
 
 
 def test_a_method_that_does_not_cover_the_kind_is_refused(cli, image_run):

@@ -8,6 +8,7 @@ import numpy as np
 
 CURVES = "curves.png"
 CONFUSION = "confusion.png"
+CALIBRATION = "calibration.png"
 
 
 def _pyplot():
@@ -66,6 +67,36 @@ def confusion_matrix(y_true, y_pred, class_names: list[str] | None, path: Path) 
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (test)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def reliability_diagram(bins: list[dict], ece: float, path: Path, entropy: float | None = None) -> Path:
+    """Accuracy against mean top-class confidence per confidence bin (framework/reports/calibration.py), the
+    diagonal a perfectly calibrated model would follow, and below it how many test examples each bin holds."""
+    plt = _pyplot()
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(4.2, 5.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    lower = np.array([b["lower"] for b in bins])
+    width = float(bins[0]["upper"] - bins[0]["lower"]) if bins else 1.0
+    accuracy = np.array([b["accuracy"] if b["count"] else 0.0 for b in bins])
+    confidence = np.array([b["confidence"] if b["count"] else np.nan for b in bins])
+    ax.bar(lower, accuracy, width=width, align="edge", edgecolor="black", alpha=0.7, label="accuracy")
+    filled = ~np.isnan(confidence)
+    ax.plot(confidence[filled], accuracy[filled], "o", color="C3", markersize=3, label="(mean confidence, accuracy)")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    title = f"reliability (test): ECE {ece:.3f}"
+    if entropy is not None:
+        title += f", entropy {entropy:.3f} bits"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    counts.bar(lower, [b["count"] for b in bins], width=width, align="edge", color="gray")
+    counts.set_xlabel("top-class confidence")
+    counts.set_ylabel("examples")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -235,13 +235,20 @@ def _evaluate_and_save(folder: RunFolder, prepared: Prepared, outcome: FitOutcom
     except RunError as exc:
         folder.update_metrics(status="failed", reason=str(exc))
         raise
+    # uncertainty and calibration (issue 19): the test split's class probabilities, computed once here, give
+    # test_ece and test_entropy now, and the confusion matrix and calibration.png in write_figures
+    predictions = _class_predictions(model, prepared.test_ds, prepared.splits)
+    if predictions is not None:
+        from framework.reports.calibration import calibration_metrics
+
+        test.update(calibration_metrics(predictions[2], predictions[0]))
     folder.update_metrics(**test, **timing, **early_stopping_report(outcome.callbacks))
     if spec.dp is not None and spec.dp.audit:
         from framework.privacy.audit import audit_run
 
         audit_run(folder.path, model=model, splits=prepared.splits)
     metrics = folder.update_metrics(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    write_figures(folder, prepared)
+    write_figures(folder, prepared, predictions)
     tracking.finish(metrics, folder.path)  # test metrics to TensorBoard and MLflow, the folder's files to MLflow
     from framework.train.engine import checkpoint_for
 
@@ -256,7 +263,8 @@ def _first_rows(x, count: int):
 
 
 def _class_predictions(model, test_ds, splits):
-    """Predicted and true class ids on the test split, or None when the task is not classification."""
+    """(true class ids, predicted class ids, class probabilities) on the test split, or None when the task is
+    not classification."""
     import numpy as np
 
     y = splits.y_test
@@ -266,11 +274,15 @@ def _class_predictions(model, test_ds, splits):
     if probabilities.ndim != 2:
         return None
     predicted = probabilities.argmax(axis=1) if probabilities.shape[1] > 1 else (probabilities[:, 0] > 0.5).astype(int)
-    return y, predicted
+    return y, predicted, probabilities
 
 
-def write_figures(folder: RunFolder, prepared: Prepared) -> None:
-    """Learning curves, the confusion matrix (classification) and the run's HTML page."""
+_UNSET = object()
+
+
+def write_figures(folder: RunFolder, prepared: Prepared, predictions: Any = _UNSET) -> None:
+    """Learning curves, the confusion matrix and calibration.png (classification) and the run's HTML page.
+    ``predictions``: _class_predictions's answer when the caller has it (else computed here)."""
     import pandas as pd
 
     from framework.reports import plots
@@ -278,7 +290,16 @@ def write_figures(folder: RunFolder, prepared: Prepared) -> None:
 
     history = pd.read_csv(folder.file(rf.HISTORY))
     plots.learning_curves(history, folder.file(plots.CURVES), title=folder.path.name)
-    predictions = _class_predictions(prepared.model, prepared.test_ds, prepared.splits)
+    if predictions is _UNSET:
+        predictions = _class_predictions(prepared.model, prepared.test_ds, prepared.splits)
     if predictions is not None:
-        plots.confusion_matrix(*predictions, prepared.splits.class_names, folder.file(plots.CONFUSION))
+        y, predicted, probabilities = predictions
+        plots.confusion_matrix(y, predicted, prepared.splits.class_names, folder.file(plots.CONFUSION))
+        from framework.reports import calibration
+
+        if calibration.are_probabilities(probabilities):
+            plots.reliability_diagram(calibration.reliability_bins(probabilities, y),
+                                      calibration.expected_calibration_error(probabilities, y),
+                                      folder.file(plots.CALIBRATION),
+                                      entropy=float(calibration.predictive_entropy(probabilities).mean()))
     write_run_page(folder.path)

@@ -6,7 +6,9 @@
 
 ``--method saliency|ig|shap|lime|all`` picks others (LIME: framework/use/lime_methods.py). Each method's
 explanations get the deletion check and, per example, the measures of framework/use/measures.py (the entropy
-of the normalised |attribution|, and the information gain of the top positions), in explain/measures.csv.
+of the normalised |attribution|, and the information gain of the top positions), in explain/measures.csv, and
+per method the evidence to choose one by, in explain/methods.csv (on the run page and printed): deletion and
+insertion AUC against a random order, stability under small input noise, seconds per explanation.
 
 The deletion check: removing the most-attributed pixels, tokens or features must lower the predicted
 class's probability more than removing as many random ones.
@@ -15,6 +17,7 @@ class's probability more than removing as many random ones.
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,39 +198,59 @@ def _explain_arrays(run: TrainedRun, samples: int, out: Path, methods: list[str]
     attributions: dict[str, np.ndarray] = {}  # per method: per pixel (images) or per feature (tabular)
     importance: dict[str, np.ndarray] = {}  # what the deletion check deletes first
     labels = {m: LABELS[m] for m in methods}
-    for m in methods:
+    seconds: dict[str, float] = {}
+    background = np.asarray(splits.x_train[:1000], dtype="float32")
+
+    def attribute(m: str, x_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(attribution, importance) of method m for x_in, toward the classes predicted for x."""
         if m == "saliency":
-            grads = np.abs(gradients(run.model, x, classes))
-            attributions[m] = importance[m] = grads.max(axis=-1) if kind == "image" else grads
-        elif m == "ig":
-            ig = integrated_gradients(run.model, x, baseline, classes)
-            attributions[m] = ig.sum(axis=-1) if kind == "image" else ig
-            importance[m] = np.abs(ig).sum(axis=-1) if kind == "image" else np.abs(ig)
-        elif m == "shap":
-            attributions[m] = _shap_values(run, x, baseline, classes)
-            importance[m] = np.abs(attributions[m])
-        elif m == "lime":  # signed: the superpixels or features that speak for the predicted class come first
-            if kind == "image":
-                attributions[m] = lime_methods.lime_image(predict, x, classes, outputs.shape[1], seed=seed)
-            else:
-                background = np.asarray(splits.x_train[:1000], dtype="float32")
-                attributions[m] = lime_methods.lime_tabular(predict, x, background, classes, outputs.shape[1],
-                                                            feature_names=names, seed=seed)
-            importance[m] = attributions[m]
+            grads = np.abs(gradients(run.model, x_in, classes))
+            found = grads.max(axis=-1) if kind == "image" else grads
+            return found, found
+        if m == "ig":
+            ig = integrated_gradients(run.model, x_in, baseline, classes)
+            return (ig.sum(axis=-1), np.abs(ig).sum(axis=-1)) if kind == "image" else (ig, np.abs(ig))
+        if m == "shap":
+            found = _shap_values(run, x_in, baseline, classes)
+            return found, np.abs(found)
+        # lime, signed: the superpixels or features that speak for the predicted class come first
+        if kind == "image":
+            found = lime_methods.lime_image(predict, x_in, classes, outputs.shape[1], seed=seed)
+        else:
+            found = lime_methods.lime_tabular(predict, x_in, background, classes, outputs.shape[1],
+                                              feature_names=names, seed=seed)
+        return found, found
+
+    for m in methods:
+        started = time.perf_counter()
+        attributions[m], importance[m] = attribute(m, x)
+        seconds[m] = (time.perf_counter() - started) / len(x)
+        if m == "lime":
             labels[m] = "LIME (superpixels)" if kind == "image" else "LIME (tabular)"
     if methods == ["ig"] and kind == "tabular" and not _installed("shap"):
         labels["ig"] = "integrated gradients (install the 'explain' extra for SHAP)"
-    per_method, rows = {}, []
+    per_method, rows, table, curves = {}, [], [], {}
     probabilistic = _probabilities(outputs)
+    positions = importance[methods[0]].reshape(len(x), -1).shape[1]
+    random_orders = [measures.random_orders(len(x), positions, seed + r) for r in range(measures.RANDOM_ORDERS)]
+    noisy = measures.noisy_arrays(x, seed=seed)
     for m in methods:
         entry = {"label": labels[m], "deletion_check": deletion_check(run.model, x, baseline, importance[m], classes)}
+        found_curves = measures.curve_measures(
+            lambda orders: measures.curves_arrays(predict, x, baseline, orders, classes),
+            measures.importance_orders(importance[m]), random_orders)
+        stable = measures.stability(list(importance[m]), [list(attribute(m, copy)[1]) for copy in noisy])
         if probabilistic:
             found = measures.measure_arrays(predict, x, baseline, importance[m], DELETE_FRACTION)
             for i, row in enumerate(found):
                 row["attribution_entropy"], row["attribution_entropy_normalised"] = (
                     round(v, 4) for v in measures.attribution_entropy(attributions[m][i]))
+                row.update({k: round(float(v[i]), 4) for k, v in found_curves["per_example"].items()})
                 rows.append({"method": m, "example": i, "predicted": int(classes[i]), **row})
             entry["measures"] = measures.summarise(found)
+        table.append(_method_row(m, labels[m], found_curves, stable, seconds[m], entry.get("measures")))
+        entry["evidence"] = {k: v for k, v in table[-1].items() if k not in ("method", "label")}
+        curves[m] = found_curves["curves"]
         per_method[m] = entry
     primary = _primary(methods)
     if kind == "image":
@@ -238,14 +261,65 @@ def _explain_arrays(run: TrainedRun, samples: int, out: Path, methods: list[str]
         for m in methods:
             if m != primary:
                 files += _feature_table(run, attributions[m], out, names, suffix=f"_{m}")
-    files = _measures_file(rows, out, per_method) + files
+    files = _measures_file(rows, out, per_method) + _methods_table(table, curves, labels, out) + files
     return {"kind": kind, "method": " + ".join(labels[m] for m in methods), "methods": per_method,
             "deletion_check": per_method[primary]["deletion_check"], "files": files}
 
 
+METHODS_TABLE = "methods.csv"
+CURVES_FIGURE = "deletion_insertion.png"
+EVIDENCE_HEAD = {
+    "deletion_auc": "deletion AUC (lower: better)", "deletion_auc_random": "random order",
+    "insertion_auc": "insertion AUC (higher: better)", "insertion_auc_random": "random order",
+    "beats_random": "beats random on deletion", "stability": "stability (Spearman under noise)",
+    "seconds": "seconds per explanation", "attribution_entropy_normalised": "attribution entropy (of max)",
+    "information_gain_vs_random": "information gain, top vs random removed (bits)",
+}
+
+
+def _method_row(m, label, found_curves, stable, seconds, found_measures) -> dict[str, Any]:
+    from framework.use import measures
+
+    extra = {}
+    for k in ("attribution_entropy_normalised", "information_gain_vs_random"):
+        if found_measures and f"mean_{k}" in found_measures:
+            extra[k] = found_measures[f"mean_{k}"]
+    return measures.method_row(m, label, found_curves, stable, seconds, extra)
+
+
+def _methods_table(table: list[dict[str, Any]], curves: dict[str, Any], labels: dict[str, str], out: Path) -> list[str]:
+    """methods.csv (one row per method: the evidence to choose a method by) and deletion_insertion.png (the mean
+    curves of each method and of the random order)."""
+    import pandas as pd
+
+    pd.DataFrame(table).to_csv(out / METHODS_TABLE, index=False)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for j, name in enumerate(("deletion", "insertion")):
+        ax = axes[j]
+        for i, (m, found) in enumerate(curves.items()):
+            shares = np.linspace(0, 1, len(found[name]))
+            ax.plot(shares, found[name], color=f"C{i}", label=m)
+            if i == 0:
+                ax.plot(shares, found[f"{name}_random"], "--", color="gray", label="random order")
+        ax.set_xlabel(f"share of positions {'removed' if name == 'deletion' else 'added to the baseline'}")
+        ax.set_ylabel("predicted class's probability")
+        ax.set_title(f"{name} curves (mean over the examples)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / CURVES_FIGURE, dpi=90)
+    plt.close(fig)
+    return [f"{FOLDER}/{METHODS_TABLE}", f"{FOLDER}/{CURVES_FIGURE}"]
+
+
 def _measures_file(rows: list[dict[str, Any]], out: Path, per_method: dict[str, Any] | None = None) -> list[str]:
-    """measures.csv (per example and method), and methods.html: per method its deletion check and mean measures,
-    which the run page shows (it includes explain's .html files)."""
+    """measures.csv (per example and method), and methods.html: per method the evidence of explain/methods.csv
+    and the deletion check, which the run page shows (it includes explain's .html files)."""
     files = []
     if rows:
         import pandas as pd
@@ -253,28 +327,41 @@ def _measures_file(rows: list[dict[str, Any]], out: Path, per_method: dict[str, 
         pd.DataFrame(rows).to_csv(out / MEASURES, index=False)
         files.append(f"{FOLDER}/{MEASURES}")
     if per_method:
-        head = ("method", "drop, top deleted", "drop, random", "attribution entropy (bits)", "of max",
-                "information gain: top kept vs removed", "top vs random removed")
+        keys = [k for k in EVIDENCE_HEAD if any(k in e.get("evidence", {}) for e in per_method.values())]
+        head = ("method", *(EVIDENCE_HEAD[k] for k in keys), "drop at 10% deleted: top", "random")
         cells = []
         for entry in per_method.values():
-            check, found = entry["deletion_check"], entry.get("measures", {})
-            values = (entry["label"], f"{check['drop_top']:.3f}", f"{check['drop_random']:.3f}",
-                      *(f"{found[k]:.3f}" if k in found else "" for k in (
-                          "mean_attribution_entropy", "mean_attribution_entropy_normalised", "mean_information_gain",
-                          "mean_information_gain_vs_random")))
+            check, evidence = entry["deletion_check"], entry.get("evidence", {})
+            shown = [("yes" if v else "NO") if isinstance(v, bool) else ("" if v is None else f"{v:.3f}")
+                     for v in (evidence.get(k) for k in keys)]
+            values = (entry["label"], *shown, f"{check['drop_top']:.3f}", f"{check['drop_random']:.3f}")
             cells.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in values) + "</tr>")
-        table = ("<div class=\"explain-methods\"><p>Per method (means over the examples; explain/measures.csv has "
-                 "each example):</p><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-                 + "".join(cells) + "</table></div>\n")
+        table = ("<div class=\"explain-methods\"><p>Per method, to choose one by evidence (means over the examples; "
+                 "explain/methods.csv, explain/measures.csv has each example): the area under the predicted class's "
+                 "probability as the most attributed positions are removed (deletion) or added to the baseline "
+                 "(insertion), against a random order; the rank correlation of the attributions under small input "
+                 "noise; the seconds per explanation.</p><table><tr>"
+                 + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(cells) + "</table></div>\n")
         rf.write_atomic(out / "methods.html", table)
         files.append(f"{FOLDER}/methods.html")
     return files
 
 
 def describe_methods(summary: dict[str, Any]) -> list[str]:
-    """Lines for the CLI: each method's deletion check and mean measures."""
+    """Lines for the CLI: per method the evidence table (explain/methods.csv), then each deletion check."""
+    entries = summary.get("methods", {})
     lines = []
-    for m, entry in summary.get("methods", {}).items():
+    if any("evidence" in e for e in entries.values()):
+        lines.append(f"  {'method':8s} {'deletion AUC':>12s} {'random':>7s} {'insertion AUC':>13s} {'random':>7s} "
+                     f"{'beats random':>12s} {'stability':>9s} {'seconds':>8s}")
+        for m, entry in entries.items():
+            e = entry.get("evidence")
+            if e:
+                stable = "n/a" if e["stability"] is None else f"{e['stability']:.3f}"
+                lines.append(f"  {m:8s} {e['deletion_auc']:12.3f} {e['deletion_auc_random']:7.3f} "
+                             f"{e['insertion_auc']:13.3f} {e['insertion_auc_random']:7.3f} "
+                             f"{'yes' if e['beats_random'] else 'NO':>12s} {stable:>9s} {e['seconds']:8.3f}")
+    for m, entry in entries.items():
         check = entry["deletion_check"]
         line = (f"  {m:8s} deletion drop top {check['drop_top']:.3f} vs random {check['drop_random']:.3f} "
                 f"({'passes' if check['passes'] else 'FAILS'})")
@@ -438,18 +525,22 @@ def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int
 
 
 def token_saliency(model, texts: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """|gradient| per token: the L2 norm of the score's gradient with respect to the token's embedding."""
+    """Gradient x embedding per token: the score's gradient at the token's embedding, dotted with that embedding.
+
+    Signed, so a token that argues against the predicted class ranks last: an unsigned |gradient| ranks such tokens
+    first and, removed first, they raise the class's probability (it then loses to a random order)."""
     import tensorflow as tf
 
     _, embedding = _text_layers(model)
     with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
         scores = _class_scores(model(tf.constant(texts), training=False), classes)
         grads = tape.gradient(scores, hook.output).numpy()
-    return np.linalg.norm(grads, axis=-1)
+        embedded = hook.output.numpy()
+    return (grads * embedded).sum(axis=-1)
 
 
 TOKEN_TEXT = {"ig": "Integrated gradients per token toward the predicted class: red raises it, blue lowers it.",
-              "saliency": "Saliency per token (|gradient| of the predicted class's score at the token's embedding).",
+              "saliency": "Saliency per token (gradient x embedding of the predicted class's score): red raises it, blue lowers it.",
               "lime": "LIME weight per token (dropping the token) toward the predicted class: red raises it, blue lowers it."}
 TEXT_FRACTION = 0.2
 
@@ -474,33 +565,60 @@ def _explain_text(run: TrainedRun, samples: int, out: Path, methods: list[str] |
         return np.nan_to_num(found, nan=0.5 if found.shape[1] == 1 else 1.0 / found.shape[1])
 
     names = run.class_names or [str(i) for i in range(int(classes.max()) + 1)]
-    per_method, rows, sections = {}, [], []
+    per_method, rows, sections, table, curves = {}, [], [], [], {}
     probabilistic = _probabilities(outputs)
-    for m in methods:
+    labels = {}
+
+    def attribute(m: str, texts_in: np.ndarray, tokens_in: list[list[str]]) -> list[np.ndarray]:
+        """Method m's attribution per token of each text, toward the classes predicted for the clean texts."""
         if m == "ig":
-            scores = token_attributions(model, texts, classes)[1]
-            values = [scores[i][real[i]] for i in range(len(texts))]
-            label = "integrated gradients over token embeddings"
+            scores = token_attributions(model, texts_in, classes)[1]
         elif m == "saliency":
-            scores = token_saliency(model, texts, classes)
-            values = [scores[i][real[i]] for i in range(len(texts))]
-            label = LABELS[m] + " over token embeddings"
+            scores = token_saliency(model, texts_in, classes)
         else:
-            values = lime_methods.lime_text(predict, tokens, classes, outputs.shape[1], seed=seed)
-            label = "LIME (tokens)"
+            return lime_methods.lime_text(predict, tokens_in, classes, outputs.shape[1], seed=seed)
+        ids_in = np.asarray(vectorizer(tf.constant(texts_in)))
+        return [scores[i][ids_in[i] != 0] for i in range(len(texts_in))]
+
+    noisy = measures.noisy_tokens(tokens, seed=seed)
+    random_orders = [[np.random.default_rng(seed + r * 1000 + i).permutation(len(t)) for i, t in enumerate(tokens)]
+                     for r in range(measures.RANDOM_ORDERS)]
+    for m in methods:
+        started = time.perf_counter()
+        values = attribute(m, texts, tokens)
+        elapsed = (time.perf_counter() - started) / len(texts)
+        label = {"ig": "integrated gradients over token embeddings", "saliency": "saliency (gradient x embedding) over token embeddings",
+                 "lime": "LIME (tokens)"}[m]
+        labels[m] = label
         tokens_per_text = list(zip(tokens, values))
         entry = {"label": label, "deletion_check": _text_deletion_check(model, tokens_per_text, classes, fraction=TEXT_FRACTION)}
+        found_curves = measures.curve_measures(
+            lambda orders, pairs=tokens_per_text: measures.curves_tokens(predict, pairs, orders, classes),
+            [np.argsort(-np.asarray(v), kind="stable") for v in values], random_orders)
+        copies = [attribute(m, np.array([" ".join(t) for t in texts_noisy], dtype=object), texts_noisy)
+                  for texts_noisy, _ in noisy]
+        # a noisy text's tokens are the clean text's (one replaced): compared where the tokenisation kept them aligned
+        aligned = [[kept if len(copy[i]) == len(values[i]) else np.array([], dtype=int) for i, kept in enumerate(unchanged)]
+                   for copy, (_, unchanged) in zip(copies, noisy)]
+        stable = measures.stability(values, [[c if len(c) == len(v) else v[:0] for c, v in zip(copy, values)]
+                                             for copy in copies], aligned)
         if probabilistic:
             found = measures.measure_tokens(predict, tokens_per_text, TEXT_FRACTION)
+            for i, r in enumerate(found):
+                r.update({k: round(float(v[i]), 4) for k, v in found_curves["per_example"].items()})
             rows += [{"method": m, "example": i, "predicted": int(classes[i]), **r} for i, r in enumerate(found)]
             entry["measures"] = measures.summarise(found)
+        table.append(_method_row(m, label, found_curves, stable, elapsed, entry.get("measures")))
+        entry["evidence"] = {k: v for k, v in table[-1].items() if k not in ("method", "label")}
+        curves[m] = found_curves["curves"]
         per_method[m] = entry
         sections.append(_token_section(TOKEN_TEXT[m], tokens_per_text, classes, names, heading=len(methods) > 1 and label))
     snippet = "<div class=\"token-attributions\">\n" + "\n".join(sections) + "\n</div>\n"
     rf.write_atomic(out / "tokens.html", snippet)
     primary = _primary(methods)
     return {"kind": "text", "method": " + ".join(per_method[m]["label"] for m in methods), "methods": per_method,
-            "files": [*_measures_file(rows, out, per_method), f"{FOLDER}/tokens.html"],
+            "files": [*_measures_file(rows, out, per_method), *_methods_table(table, curves, labels, out),
+                      f"{FOLDER}/tokens.html"],
             "deletion_check": per_method[primary]["deletion_check"]}
 
 

@@ -179,6 +179,18 @@ def make_datasets(spec: Spec, splits, built: Built, steps_per_epoch: int):
 
         seed = tf.Variable(built.dp_seeds.sampling, dtype=tf.int64, trainable=False, name="dp_sampling_seed")
         state.append(seed)
+    if getattr(splits, "streams", None) is not None:  # a streaming source (images:): its own pipelines over its file lists
+        train_ds, epoch_callback = splits.streams.training_dataset(
+            splits.x_train, targets_for(splits.y_train, built), batch_size=batch, data_spec=spec.data, seed=seed,
+            augment=augment,
+        )
+        val_ds = None if splits.x_val is None else splits.streams.evaluation_dataset(
+            splits.x_val, targets_for(splits.y_val, built), batch_size=batch, data_spec=spec.data
+        )
+        test_ds = splits.streams.evaluation_dataset(
+            splits.x_test, targets_for(splits.y_test, built), batch_size=batch, data_spec=spec.data
+        )
+        return train_ds, val_ds, test_ds, epoch_callback, state
     if built.privacy is not None and built.privacy.sampling == "poisson":
         from framework.privacy.sampling import poisson_dataset
 
@@ -204,6 +216,14 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     strategy = distribute.make_strategy(spec)  # first: it may split the CPU into devices
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
+    if spec.dp is not None and getattr(splits, "streams", None) is not None:
+        from framework.errors import SpecError
+
+        raise SpecError(
+            f"[privacy] needs its training examples in memory (Poisson sampling draws any example at any step, and the "
+            f"privacy accounting assumes it); {spec.data.source.partition(':')[0]}: streams them from disk. Use an "
+            "in-memory source (e.g. an npz: of the images) for a private run", path="privacy",
+        )
     if spec.dp is not None and splits.class_names_from_labels:
         from framework.errors import DataError
 
@@ -236,6 +256,8 @@ def training_data_digest(splits) -> str:
 
     import numpy as np
 
+    if getattr(splits, "streams", None) is not None:  # files, not pixels: paths, sizes, times and labels
+        return splits.streams.digest(splits.x_train, splits.y_train)
     digest = hashlib.sha256()
     for part in (splits.x_train, splits.y_train):
         for key, array in sorted(part.items()) if isinstance(part, dict) else [("", part)]:

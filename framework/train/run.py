@@ -189,6 +189,10 @@ def _finish(folder: RunFolder, prepared: Prepared, outcome: FitOutcome) -> RunRe
             path=str(folder.path),
         )
     if outcome.error is not None:
+        if getattr(prepared.splits, "streams", None) is not None:  # a file that cannot be decoded, named
+            from framework.data.images import unreadable_image_error
+
+            outcome.error = unreadable_image_error(outcome.error, prepared.splits)
         folder.update_metrics(status="failed", reason=f"{type(outcome.error).__name__}: {outcome.error}")
         raise outcome.error
     finite, bad_epoch = outcome.finite()
@@ -213,7 +217,16 @@ def _evaluate_and_save(folder: RunFolder, prepared: Prepared, outcome: FitOutcom
     import keras
 
     spec, model = prepared.spec, prepared.model
-    scores = model.evaluate(prepared.test_ds, return_dict=True, verbose=0)
+    try:
+        scores = model.evaluate(prepared.test_ds, return_dict=True, verbose=0)
+    except Exception as exc:
+        if getattr(prepared.splits, "streams", None) is None:
+            raise
+        from framework.data.images import unreadable_image_error
+
+        error = unreadable_image_error(exc, prepared.splits)
+        folder.update_metrics(status="failed", reason=f"{type(error).__name__}: {error}")
+        raise error from None
     test = {f"test_{k}": float(v) for k, v in scores.items()}
     test.update(prepared.splits.baselines)
     if prepared.splits.sequence is not None:

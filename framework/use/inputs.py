@@ -109,10 +109,21 @@ def _images(run: TrainedRun, folder: Path):
     from PIL import Image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    streamed = run.preprocessing.get("images")  # trained on images: read as its pipeline read them
+    if not files and streamed:  # a folder laid out as training's: one subfolder per class
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})", path=str(folder))
     if run.kind != "image":
         raise DataError(f"images are input for image models; this run's model reads {run.kind} data", path=str(folder))
+    if streamed:
+        from framework.data.images import read_images
+
+        try:
+            x = read_images([str(f) for f in files], streamed["image_size"], streamed["channels"])
+        except DataError as exc:
+            raise DataError(exc.message, path=str(folder)) from None
+        return run.numeric_inputs(x, str(folder)), [f.relative_to(folder).as_posix() for f in files]
     height, width, channels = run.model.input_shape[1:]
     if channels not in (1, 3):
         raise DataError(f"the model takes {channels}-channel images; image files give 1 or 3", path=str(folder))

@@ -33,7 +33,8 @@ class DataSpec(StrictModel):
     source: str = Field(
         description=(
             "Where the data comes from, as SCHEME:ARG: sklearn:digits|iris|wine|breast_cancer, "
-            "csv:PATH, npz:PATH, keras:mnist|fashion_mnist|cifar10|... Paths are relative to the spec file."
+            "csv:PATH, npz:PATH, keras:mnist|fashion_mnist|cifar10|..., images:FOLDER (one subfolder of images per class, "
+            "or a CSV of file,label rows; streamed from disk). Paths are relative to the spec file."
         ),
         examples=["sklearn:digits", "csv:data/train.csv", "npz:mnist.npz", "keras:mnist"],
     )
@@ -77,7 +78,8 @@ class DataSpec(StrictModel):
     scale: Literal["none", "standard", "minmax"] | float = Field(
         "none",
         description=(
-            "Input scaling: 'standard' (zero mean, unit variance) and 'minmax' are fitted on the training split only; "
+            "Input scaling: 'standard' (zero mean, unit variance) and 'minmax' are fitted on the training split only "
+            "(images: in one streaming pass over its files); "
             "a number multiplies the inputs (e.g. 0.0625 for digits, 0.00392 for 8-bit images)."
         ),
     )
@@ -92,6 +94,34 @@ class DataSpec(StrictModel):
     )
     cache: bool = Field(True, description="Cache the validation and test pipelines in memory.")
     prefetch: bool = Field(True, description="Prefetch batches (tf.data.AUTOTUNE).")
+    image_size: list[int] | None = Field(
+        None, min_length=2, max_length=2,
+        description="images: [height, width] every image is resized to (bilinear) as it is read; required for images:.",
+        examples=[[64, 64]],
+    )
+    channels: Literal[1, 3] = Field(
+        3, description="images: 1 (gray) or 3 (RGB); every file is converted to it (an alpha channel is dropped)."
+    )
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size_positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(d < 1 or d > 65_536 for d in value):
+            raise ValueError(f"height and width must be 1..65536, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _image_folder(self) -> "DataSpec":
+        images = self.source.startswith("images:")
+        if images and self.image_size is None:
+            raise PydanticCustomError(
+                "data_images", "images: needs data.image_size = [height, width], the size every image is resized to"
+            )
+        if not images and self.image_size is not None:
+            raise PydanticCustomError("data_images", "data.image_size applies to the images: source only")
+        if images and self.reshape:
+            raise PydanticCustomError("data_images", "images: gives [height, width, channels] examples; data.reshape does not apply")
+        return self
 
     @field_validator("scale")
     @classmethod

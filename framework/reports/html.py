@@ -36,9 +36,9 @@ def _page(title: str, body: str) -> str:
 
 def _table(frame) -> str:
     """A table in its own scrolling box (its header stays in view), so a wide table never widens the page."""
-    from framework.reports.table import _display
+    from framework.reports.table import display_frame
 
-    return f'<div class="scroll">{_display(frame).to_html(index=False, escape=True, border=0)}</div>'
+    return f'<div class="scroll">{display_frame(frame).to_html(index=False, escape=True, border=0)}</div>'
 
 
 def _pairs(rows: dict[str, Any], names: tuple[str, str]) -> str:
@@ -195,8 +195,8 @@ def curve_labels(frame, limit: int = 60) -> list[str]:
     The short run id is added where two runs would have the same label, and stands alone where nothing varies."""
     from framework.reports.table import (
         ARCHITECTURE,
-        _display,
-        _short_headers,
+        display_frame,
+        short_headers,
         differing_columns,
         is_noise,
         short_run_id,
@@ -205,8 +205,8 @@ def curve_labels(frame, limit: int = 60) -> list[str]:
     varied = [c for c in differing_columns(frame) if not is_noise(c)]
     if ARCHITECTURE in varied:
         varied = [c for c in varied if not c.startswith("model.layers[")]
-    names = {c: c for c in varied} | _short_headers(varied)
-    shown = _display(frame[varied]) if varied else None
+    names = {c: c for c in varied} | short_headers(varied)
+    shown = display_frame(frame[varied]) if varied else None
     labels = []
     for i in range(len(frame)):
         parts = [f"{names[c]}={shown[c].iloc[i]}" for c in varied] if shown is not None else []

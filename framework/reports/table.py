@@ -275,7 +275,7 @@ def _clip_run(value, limit: int):
 _GENERIC = {"type", "name", "value", "kind", "rate", "source"}  # last parts that say little alone: 'lr_schedule.type'
 
 
-def _short_headers(columns: list[str]) -> dict[str, str]:
+def short_headers(columns: list[str]) -> dict[str, str]:
     """Dotted spec keys shortened to their last parts, as far as they stay unique: 'learning_rate', 'layers[0].units'."""
     out = {}
     taken = set(columns)
@@ -313,14 +313,14 @@ def _clip_columns(shown, limit: int) -> None:
 def fit_width(view, width: int):
     """``view`` as display strings that fit ``width`` characters: long texts clipped, then dotted headers shortened,
     then the least telling columns left out. Returns (the display frame, a note on what was shortened or left out)."""
-    shown = _display(view).astype(str)
+    shown = display_frame(view).astype(str)
     if shown.empty or _width(shown) <= width:
         return shown, ""
     notes = []
     _clip_columns(shown, 32)
     renamed = {}
     if _width(shown) > width:
-        renamed = _short_headers([c for c in shown.columns if c != "run"])
+        renamed = short_headers([c for c in shown.columns if c != "run"])
         shown = shown.rename(columns=renamed)
         if renamed:
             notes.append("spec keys shortened")
@@ -353,11 +353,11 @@ def render(frame, fmt: str) -> str:
     if fmt == "json":
         return frame.to_json(orient="records", indent=2) + "\n"
     if fmt == "markdown":
-        return _display(frame).to_markdown(index=False) + "\n"
-    return _display(frame).to_string(index=False) + "\n"
+        return display_frame(frame).to_markdown(index=False) + "\n"
+    return display_frame(frame).to_string(index=False) + "\n"
 
 
-def _display(frame):
+def display_frame(frame):
     """Numbers to 4 significant digits and blanks for missing values, for people to read."""
     def cell(value):
         if value is None or (isinstance(value, float) and value != value):

@@ -10,7 +10,7 @@ from framework.registry import BUILTIN, registry
 from framework.spec.schema import Spec
 
 # Names Keras's compile() understands that are not attributes of keras.losses/metrics.
-_COMPILE_ALIASES = {"accuracy", "acc", "crossentropy", "ce", "mse", "mae", "mape", "msle"}
+COMPILE_ALIASES = {"accuracy", "acc", "crossentropy", "ce", "mse", "mae", "mape", "msle"}
 
 
 def _instantiate(kind: str, type_name: str, kwargs: dict[str, Any], path: str):
@@ -53,14 +53,14 @@ def resolve_named(kind: str, name: str, path: str):
     entry = registry.find(kind, name)
     if entry is not None and entry.source != BUILTIN:
         return entry.obj() if isinstance(entry.obj, type) else entry.obj
-    if entry is not None or name in _COMPILE_ALIASES:
+    if entry is not None or name in COMPILE_ALIASES:
         return name
     getter = keras.losses.get if kind == "loss" else keras.metrics.get
     try:
         getter(name)
         return name
     except Exception:
-        names = list(registry.entries(kind)) + sorted(_COMPILE_ALIASES)
+        names = list(registry.entries(kind)) + sorted(COMPILE_ALIASES)
         raise SpecError(f"unknown {kind} '{name}'{did_you_mean(name, names)}", path=path) from None
 
 

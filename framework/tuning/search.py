@@ -179,12 +179,12 @@ def _number(value) -> str:
 def trial_line(oracle, trial, loaded: LoadedSpec, planned: int, seconds: float) -> str:
     """One line per trial: 'trial 3 of 10: units=32 learning_rate=0.00089 -> val_accuracy 0.9583 (best 0.9792), 7.4 s'.
     Spaces are named by the last parts of their keys; 'trial n' is the trial of id n-1 (trials.csv, trials/trial_ID)."""
-    from framework.reports.table import _short_headers
+    from framework.reports.table import short_headers
 
     tune = loaded.spec.tune
     values = trial.hyperparameters.values
     names = [name for name in loaded.spaces if name in values]
-    short = {n: n for n in names} | _short_headers(names)
+    short = {n: n for n in names} | short_headers(names)
     shown = " ".join(f"{short[name]}={_number(values[name])}" for name in names)
     if "tuner/epochs" in values:
         shown += f" epochs={values.get('tuner/initial_epoch', 0)}->{values['tuner/epochs']}"

@@ -60,7 +60,7 @@ def text_one_line(inputs):
     return _one_line(inputs)
 
 
-_BY_NAME = {
+STANDARDIZERS_BY_NAME = {
     "lower_and_strip_punctuation": text_lower_and_strip_punctuation,
     "lower": text_lower,
     "strip_punctuation": text_strip_punctuation,
@@ -71,5 +71,5 @@ _BY_NAME = {
 def one_line_standardizer(standardize):
     """The line-break-safe form of one of Keras's ``standardize`` values; anything else is returned as is."""
     if standardize is None or isinstance(standardize, str):
-        return _BY_NAME.get(standardize, standardize)
+        return STANDARDIZERS_BY_NAME.get(standardize, standardize)
     return standardize

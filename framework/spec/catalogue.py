@@ -261,6 +261,22 @@ def _annotation(param) -> str | None:
     return str(annotation).replace("typing.", "")
 
 
+PUBLIC_MODULES = ("keras.layers", "keras.optimizers", "keras.optimizers.schedules", "keras.callbacks", "keras.losses",
+                  "keras.metrics")
+
+
+def public_path(cls: type) -> str:
+    """Where users import ``cls`` from: Keras's public module that exports it (not the private module that defines it)."""
+    import importlib
+
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        exported = [attr for attr in dir(module) if getattr(module, attr) is cls]  # sometimes under another name
+        if exported:
+            return f"{name}.{cls.__name__ if cls.__name__ in exported else exported[0]}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def describe_class(cls: type) -> dict[str, Any]:
     """A class's catalogue entry: its docstring's first line and its arguments."""
     import inspect
@@ -294,7 +310,7 @@ def describe_class(cls: type) -> dict[str, Any]:
         if owner is keras.layers.Layer:
             arg["base"] = True
         args.append(arg)
-    entry: dict[str, Any] = {"doc": first_paragraph(doc), "class": f"{cls.__module__}.{cls.__qualname__}", "args": args}
+    entry: dict[str, Any] = {"doc": first_paragraph(doc), "class": public_path(cls), "args": args}
     if not complete:
         entry["open"] = True
     return entry

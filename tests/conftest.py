@@ -82,3 +82,32 @@ def copy_spec(tmp_path):
         return Path(shutil.copy(SPECS / name, tmp_path / name))
 
     return copy
+
+
+def train_run(spec_path, reports, *overrides) -> Path:
+    """Train a spec quietly in this process; its run folder."""
+    from framework.spec import load_spec
+    from framework.train.run import run_experiment
+
+    return run_experiment(load_spec(spec_path, ["train.verbose=0", *overrides]), reports).folder.path
+
+
+# Trained runs that several test files explain, predict from and export: each trained once per session.
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("image")
+    return train_run(shutil.copy(SPECS / "quickstart.toml", tmp), tmp / "r", "train.epochs=8")
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("text")
+    shutil.copytree(SPECS / "data", tmp / "data")
+    return train_run(shutil.copy(SPECS / "movie_transformer.toml", tmp), tmp / "r", "train.epochs=4",
+                     "regularization.early_stopping.patience=4")
+
+
+@pytest.fixture(scope="session")
+def tabular_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tabular")
+    return train_run(shutil.copy(SPECS / "quickstart.json", tmp), tmp / "r", "train.epochs=5")

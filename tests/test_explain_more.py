@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SPECS
 from framework.use import measures
-
-
-def _train(spec, reports, *sets):
-    from framework.cli import main
-
-    args = ["run", str(spec), "--reports", str(reports), "--set", "train.verbose=0"]
-    for s in sets:
-        args += ["--set", s]
-    assert main(args) == 0
-    return next(reports.iterdir())
-
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("image")
-    return _train(shutil.copy(SPECS / "quickstart.toml", tmp), tmp / "r", "train.epochs=4")
-
-
-@pytest.fixture(scope="module")
-def tabular_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tabular")
-    return _train(shutil.copy(SPECS / "quickstart.json", tmp), tmp / "r", "train.epochs=4")
-
-
-@pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("text")
-    shutil.copytree(SPECS / "data", tmp / "data")
-    return _train(shutil.copy(SPECS / "movie_transformer.toml", tmp), tmp / "r", "train.epochs=3",
-                  "regularization.early_stopping.patience=3")
 
 
 def _summary(run):

@@ -9,34 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SPECS, tiny_spec
-
-
-def _train(spec_path, reports, *overrides):
-    from framework.spec import load_spec
-    from framework.train.run import run_experiment
-
-    return run_experiment(load_spec(spec_path, ["train.verbose=0", *overrides]), reports).folder.path
-
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("image")
-    return _train(shutil.copy(SPECS / "quickstart.toml", tmp), tmp / "r", "train.epochs=8")
-
-
-@pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("text")
-    shutil.copytree(SPECS / "data", tmp / "data")
-    return _train(shutil.copy(SPECS / "movie_transformer.toml", tmp), tmp / "r", "train.epochs=4",
-                  "regularization.early_stopping.patience=4")
-
-
-@pytest.fixture(scope="module")
-def tabular_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tabular")
-    return _train(shutil.copy(SPECS / "quickstart.json", tmp), tmp / "r", "train.epochs=5")
+from conftest import SPECS, tiny_spec, train_run
 
 
 def _model_and_tests(folder, count=20):
@@ -82,7 +55,7 @@ def test_predict_a_folder_of_images(cli, tmp_path, digits_npz, write_spec):
         model={"layers": [{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "Flatten"},
                           {"type": "Dense", "units": 10, "activation": "softmax"}]},
     ))
-    folder = _train(spec, tmp_path / "r")
+    folder = train_run(spec, tmp_path / "r")
     images = tmp_path / "images"
     images.mkdir()
     for i in range(5):
@@ -242,7 +215,7 @@ def test_tflite_refuses_string_inputs_with_a_reason(cli, text_run):
 @pytest.fixture(scope="module")
 def seq2seq_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seq2seq")
-    return _train(shutil.copy(SPECS / "number_words_seq2seq.toml", tmp), tmp / "r", "train.epochs=1", "data.train_limit=640")
+    return train_run(shutil.copy(SPECS / "number_words_seq2seq.toml", tmp), tmp / "r", "train.epochs=1", "data.train_limit=640")
 
 
 def test_predict_seq2seq_decodes_greedily_and_exports_with_two_inputs(cli, seq2seq_run, tmp_path):
@@ -267,7 +240,7 @@ def test_predict_forecast_windows_from_rows(cli, tmp_path):
     from framework.use.trained import TrainedRun
 
     shutil.copytree(SPECS / "data", tmp_path / "data")
-    folder = _train(shutil.copy(SPECS / "sunspots_gru.toml", tmp_path), tmp_path / "r", "train.epochs=2")
+    folder = train_run(shutil.copy(SPECS / "sunspots_gru.toml", tmp_path), tmp_path / "r", "train.epochs=2")
     rows = pd.read_csv(SPECS / "data" / "sunspots_yearly.csv").head(20)
     rows.to_csv(tmp_path / "recent.csv", index=False)
     code, out, err = cli("predict", folder, tmp_path / "recent.csv")

@@ -137,11 +137,26 @@ def history_value(value) -> str:
         return str(value)
 
 
-def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, write_history, non_finite=None):
+def write_history(path, rows: list[dict[str, str]]) -> None:
+    """history.csv from the epoch rows, written atomically (a kill never leaves half a row)."""
+    import csv
+    import io
+
+    from framework.reports.run_folder import write_atomic
+
+    columns = ["epoch", *sorted({k for row in rows for k in row} - {"epoch"})]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
+
+
+def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, non_finite=None):
     """Saves the checkpoint, then history.csv, at the end of every epoch; restores callback counters on resume.
 
     ``stateful``: the callbacks whose counters the checkpoint carries. ``resumed``: the checkpoint's meta and
-    arrays when resuming ({} otherwise). ``write_history(rows)`` rewrites history.csv atomically.
+    arrays when resuming ({} otherwise). ``history_file`` is rewritten atomically after each checkpoint.
     Only epoch hooks: Keras keeps dispatching steps asynchronously.
     """
     import time
@@ -174,6 +189,6 @@ def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, writ
                 "non_finite_epoch": getattr(non_finite, "bad_epoch", None),
                 **self.meta_extra,
             }, arrays)
-            write_history(self.rows)
+            write_history(history_file, self.rows)
 
     return EpochRecorder()

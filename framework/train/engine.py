@@ -11,8 +11,6 @@ where the files go and what to add (a tune trial adds its best-weights checkpoin
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from framework.train.callbacks import (
     keep_public_logs,
     restore_callback_states,
     stop_on_non_finite_loss,
+    write_history,
 )
 from framework.train.checkpoint import Checkpoint
 from framework.train.prepare import Prepared
@@ -55,16 +54,6 @@ class FitOutcome:
     def finite(self) -> tuple[bool, int | None]:
         """(whether every loss was finite, the first non-finite epoch, 1-based and across resumes)."""
         return self.non_finite_epoch is None, self.non_finite_epoch
-
-
-def write_history(path: Path, rows: list[dict[str, str]]) -> None:
-    """history.csv from the epoch rows, written atomically (a kill never leaves half a row)."""
-    columns = ["epoch", *sorted({k for row in rows for k in row} - {"epoch"})]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    rf.write_atomic(path, buffer.getvalue())
 
 
 def checkpoint_for(prepared: Prepared, folder: Path) -> Checkpoint:
@@ -120,8 +109,7 @@ def fit(
     non_finite = next(c for c in callbacks if type(c).__name__ == "StopOnNonFiniteLoss")
     stateful = list(prepared.spec_callbacks)
     recorder = epoch_recorder(
-        checkpoint, folder / rf.HISTORY, stateful, resumed, lambda rows: write_history(folder / rf.HISTORY, rows),
-        non_finite,
+        checkpoint, folder / rf.HISTORY, stateful, resumed, non_finite,
     )
     recorder.meta_extra = {"resolved_digest": resolved_digest, "data_digest": prepared.data_digest}
     callbacks += [*(extra_callbacks or []), recorder]  # the recorder last: it saves what the others logged

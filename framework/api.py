@@ -112,13 +112,9 @@ def check(spec: str | Path | dict, *, overrides: Iterable[str] = (), schema_only
             exc.file = exc.file or loaded.file
             raise
         return loaded.spec
-    from framework.train.prepare import build_and_compile, setup_backend
-    from framework.train.targets import check_outputs_fit_source
+    from framework.train.prepare import check_model
 
-    setup_backend(loaded.spec)
-    built = build_and_compile(loaded.spec, None, steps_per_epoch=1)
-    check_outputs_fit_source(built.model, loaded.spec, built.one_hot)
-    return built.model
+    return check_model(loaded.spec)
 
 
 def tune(spec: str | Path | dict, *, overrides: Iterable[str] = (), reports: str | Path = "reports"):

@@ -155,18 +155,10 @@ def cmd_check(args) -> int:
         _print_spaces(loaded)
         print(f"{loaded.file}: valid spec '{loaded.spec.name}'")
         return 0
-    from framework.train.prepare import build_and_compile, model_summary, setup_backend
+    from framework.train.prepare import check_model, model_summary
 
     with _in_spec_file(loaded.file):
-        setup_backend(loaded.spec)
-        built = build_and_compile(loaded.spec, None, steps_per_epoch=1)
-        model = built.model
-        from framework.train.targets import check_outputs_fit_source
-
-        check_outputs_fit_source(model, loaded.spec, built.one_hot)  # where the source's classes are known
-        from framework.train.callbacks import spec_callbacks
-
-        spec_callbacks(loaded.spec)  # their names and arguments
+        model = check_model(loaded.spec)
     print(model_summary(model), end="")
     _print_spaces(loaded)
     print(f"{loaded.file}: valid spec '{loaded.spec.name}', {model.count_params():,} parameters")

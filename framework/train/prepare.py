@@ -71,6 +71,19 @@ def count_steps(train_examples: int, batch_size: int, poisson: bool) -> int:
     return max(1, math.ceil(train_examples / batch_size))
 
 
+def check_model(spec: Spec):
+    """``check`` without data: the backend, the compiled model, its outputs against the classes the source names
+    without loading (sklearn:, keras:), and the spec's callbacks. Returns the model. ``check`` (CLI and API) and
+    ``tune`` (before any trial starts) use it, so each finds the same spec errors."""
+    from framework.train.targets import check_outputs_fit_source
+
+    setup_backend(spec)
+    built = build_and_compile(spec, None, steps_per_epoch=1)
+    check_outputs_fit_source(built.model, spec, built.one_hot)
+    spec_callbacks(spec)  # their names and arguments
+    return built.model
+
+
 def build_and_compile(
     spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int, train_examples: int | None = None,
     train_inputs: Any = None,

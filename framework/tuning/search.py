@@ -294,7 +294,7 @@ def _pin_run_references(loaded: LoadedSpec, reports_dir) -> None:
 
 
 def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
-    from framework.train.prepare import build_and_compile, setup_backend
+    from framework.train.prepare import check_model
 
     if not loaded.spaces:
         raise SpecError("has no search spaces to tune; write e.g. units = { tune = \"int\", min = 16, max = 128 }", path="<spec>")
@@ -302,8 +302,7 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
         raise SpecError("tune needs a [tune] section (tuner, objective, max_trials)", path="tune")
     base_dir = loaded.base_dir or (loaded.path.resolve().parent if loaded.path else Path.cwd())
     _pin_run_references(loaded, reports_dir)
-    setup_backend(loaded.spec)
-    build_and_compile(loaded.spec, None, steps_per_epoch=1)  # spec errors now, as `check` finds them, not in every trial
+    check_model(loaded.spec)  # spec errors now, as `check` finds them, not in every trial
     folder = tune_folder(loaded, Path(reports_dir))
     space = _space_description(loaded)
     _check_same_space(folder, space)

@@ -2,10 +2,13 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -103,14 +106,49 @@ def test_tune_resumes_and_refuses_a_changed_space(cli, tmp_path):
     assert code == 2 and "search space changed" in err
 
 
-def test_trial_memory_does_not_grow(cli, tmp_path):
-    code, _, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path,
-                       "--set", "train.epochs=1", "--set", "tune.max_trials=5")
+def test_trial_memory_does_not_grow_and_workers_are_recycled(cli, tmp_path):
+    code, _, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path, "--set", "train.epochs=1",
+                       "--set", "tune.max_trials=5", "--set", "tune.trials_per_worker=2")
     assert code == 0, err
     trials = pd.read_csv(tmp_path / "digits-tune-tune" / "trials.csv")
-    # each trial trains in its own process: the search process does not grow
+    # trials train in worker processes: the search process does not grow
     assert trials["search_rss_mb"].max() - trials["search_rss_mb"].min() < 20
     assert trials["peak_rss_mb"].iloc[-2:].max() < trials["peak_rss_mb"].iloc[:2].max() * 1.1
+    # two trials per worker, then a fresh one: workers 1 1 2 2 3
+    assert trials["worker"].tolist() == [w for w in dict.fromkeys(trials["worker"]) for _ in range(2)][:5]
+    assert trials["worker"].nunique() == 3
+
+
+def _kill_when_training_starts(pool, metrics: Path, limit: float = 120.0) -> None:
+    """SIGKILL the pool's worker once ``metrics`` appears (its trial has started training)."""
+    deadline = time.monotonic() + limit
+    while not metrics.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the file, not a fixed wait
+    if metrics.exists() and pool.pid is not None:
+        os.kill(pool.pid, signal.SIGKILL)
+
+
+def test_a_worker_over_its_memory_limit_is_replaced_and_a_killed_worker_fails_only_its_trial(tmp_path):
+    from framework.tuning.workers import TrialWorkers
+
+    spec = tmp_path / "s.toml"
+    spec.write_text((SPECS / "digits_tune.toml").read_text())
+    pool = TrialWorkers(trials_per_worker=100, memory_mb=1.0, log=tmp_path / "w.log")  # every worker is "too big"
+    request = {"spec_file": str(spec), "base_dir": str(SPECS), "overrides": ["train.epochs=1"], "values": {},
+               "objective": "val_accuracy", "direction": "max"}
+    try:
+        first = pool.run({**request, "folder": str(tmp_path / "t0")}, tmp_path / "t0")
+        assert "history" in first and pool.pid is None  # over the limit: that worker has stopped
+        killer = threading.Thread(target=_kill_when_training_starts, args=(pool, tmp_path / "t2" / "metrics.json"))
+        killer.start()  # the worker dies inside the trial, as when the OOM killer takes it
+        killed = pool.run({**request, "folder": str(tmp_path / "t2")}, tmp_path / "t2")
+        killer.join()
+        assert "error" in killed and "signal 9" in killed["error"]
+        after = pool.run({**request, "folder": str(tmp_path / "t3")}, tmp_path / "t3")
+        assert "history" in after and pool.started == 3
+        assert len({first["worker"], killed["worker"], after["worker"]}) == 3
+    finally:
+        pool.close()
 
 
 def _free_port() -> int:
@@ -119,13 +157,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_for_port(port: int, proc, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            try:
+                proc.wait(timeout=0.2)  # returns at once if the chief died
+            except subprocess.TimeoutExpired:
+                pass
+    raise AssertionError(f"the chief did not serve on port {port}: {proc.poll()}")
+
+
 def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
     port = str(_free_port())
     args = [sys.executable, "-m", "framework", "tune", str(SPECS / "digits_tune.toml"), "--reports", str(tmp_path),
             "--set", "train.epochs=1", "--set", "tune.max_trials=4"]
     base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port, "TF_CPP_MIN_LOG_LEVEL": "2"}
     chief = subprocess.Popen(args, env={**base, "KERASTUNER_TUNER_ID": "chief"}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # the chief serves the oracle before workers ask it for trials
+    _wait_for_port(int(port), chief)  # the chief serves the oracle before workers ask it for trials
     workers = [
         subprocess.Popen(args, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"}, cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -65,7 +65,7 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
 
     from framework.compat import quiet_keras_tuner
 
-    quiet_keras_tuner()  # a failed trial is reported in one line (see _run_isolated), not as a stack trace
+    quiet_keras_tuner()  # a failed trial is reported in one line (see _run_in_worker), not as a stack trace
 
     tune = loaded.spec.tune
     objective = kt.Objective(tune.objective, direction=tune.resolved_direction)
@@ -75,7 +75,7 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
     cls = getattr(kt, TUNERS[tune.tuner])
 
     class IsolatedTuner(cls):
-        """Runs every trial in a fresh process (see framework.tuning.trial) and records its time and memory."""
+        """Runs every trial in a worker process (see framework.tuning.workers) and records its time and memory."""
 
         def run_trial(self, trial, *args, **kwargs):
             hp = trial.hyperparameters.values
@@ -98,12 +98,12 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
             results, peaks = [], []
             for execution in range(self.executions_per_trial):
                 run_folder = folder / TRIAL_RUNS / (f"trial_{trial.trial_id}" + ("" if execution == 0 else f"-{execution}"))
-                result = _run_isolated({**request, "folder": str(run_folder), "trial_id": trial.trial_id},
+                result = _run_in_worker(self.workers, {**request, "folder": str(run_folder), "trial_id": trial.trial_id},
                                        trial_dir / f"execution{execution}")
                 peaks.append(result["peak_rss_mb"])
                 results.append(_best_epoch(result["history"], tune.objective, tune.resolved_direction))
             stats = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": max(peaks),
-                     "search_rss_mb": _rss_mb(), "tuner_id": self.tuner_id}
+                     "search_rss_mb": _rss_mb(), "tuner_id": self.tuner_id, "worker": result["worker"]}
             (folder / STATS).mkdir(exist_ok=True)
             rf.write_json(folder / STATS / f"{trial.trial_id}.json", stats)
             return {key: sum(r[key] for r in results) / len(results) for key in results[0]}
@@ -131,6 +131,10 @@ def _tuner(loaded: LoadedSpec, hypermodel, folder: Path):
         tuner.oracle.max_trials = tune.max_trials  # the oracle's own cap, which Hyperband's constructor leaves unset
     else:
         tuner = IsolatedTuner(max_trials=tune.max_trials, **common)
+    from framework.tuning.workers import TrialWorkers
+
+    # what the trial processes print (TensorFlow's warnings, a crash's last words), one log per tuner process
+    tuner.workers = TrialWorkers(tune.trials_per_worker, tune.worker_memory_mb, folder / "logs" / f"{tuner.tuner_id}.log")
     return tuner
 
 
@@ -205,18 +209,9 @@ def _trial_number(trial_id: str) -> str:
         return trial_id
 
 
-def _run_isolated(request: dict, stem: Path) -> dict:
-    import subprocess
-    import sys
-
-    request = {**request, "result": str(stem.with_suffix(".result.json"))}
-    stem.with_suffix(".request.json").write_text(json.dumps(request))
-    proc = subprocess.run(
-        [sys.executable, "-m", "framework.tuning.trial", str(stem.with_suffix(".request.json"))],
-        capture_output=True, text=True,
-    )
-    result_file = Path(request["result"])
-    result = json.loads(result_file.read_text()) if result_file.exists() else {"error": proc.stderr[-2000:]}
+def _run_in_worker(workers, request: dict, stem: Path) -> dict:
+    """One trial in a worker process (see workers.py); a failed trial is keras-tuner's FailedTrialError."""
+    result = workers.run(request, stem)
     if "error" in result:
         import sys
 
@@ -328,6 +323,8 @@ def run_search(loaded: LoadedSpec, reports_dir: str | Path = "reports") -> Path:
             rf.write_json(folder / rf.METRICS, {"name": loaded.spec.name, "run": folder.name, "kind": "tune",
                                                 "status": "failed", "reason": last})
         raise RunError(f"the search stopped: {last}", path=str(folder)) from None
+    finally:
+        tuner.workers.close()
     if is_worker:
         return folder
     stopped = None

@@ -1,11 +1,12 @@
-"""One tuning trial in a fresh process: ``python -m framework.tuning.trial TRIAL.json``.
+"""Tuning trials in a worker process: ``python -m framework.tuning.trial --serve N MB`` (see workers.py).
 
 TensorFlow keeps growing a process's memory with every model it trains, and
-``clear_session`` does not give it back, so each trial trains in its own
-process and the search's memory stays flat however many trials it runs.
-TRIAL.json names the spec, the trial's values, the epochs and the checkpoints;
-the result (the history, this process's peak memory, or the error) is written
-to the ``result`` path it names. The trial trains through the same engine as
+``clear_session`` does not give it back, so trials train outside the search's
+process, in a worker that runs up to N trials and stops once its memory passes
+MB, and the search's memory stays flat however many trials it runs. Each line
+on the worker's input names a TRIAL.json: the spec, the trial's values, the
+epochs and the checkpoints; the result (the history, the trial's peak memory,
+or the error) is written to the ``result`` path it names. The trial trains through the same engine as
 ``run`` and leaves a run folder (resolved.json, metrics.json, history.csv) at
 ``folder``, inside the tune folder's ``trials/``, so ``report`` and ``compare``
 read trials like any runs.
@@ -23,6 +24,7 @@ from pathlib import Path
 from framework.reports import run_folder as rf
 from framework.reports import tracking
 from framework.spec.upgrade import SPEC_VERSION
+from framework.tuning.workers import SERVE_FLAG
 
 
 def run_trial(request: dict) -> dict:
@@ -96,19 +98,65 @@ def trial_params(request: dict) -> dict:
     return params
 
 
-def main(argv: list[str]) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    request = json.loads(Path(argv[0]).read_text())
+def _rss_mb(field: str) -> float:
+    """This process's resident memory (VmRSS) or its peak since the last reset (VmHWM), in MB."""
     try:
-        from framework.quiet import import_tensorflow
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # not Linux: the process's peak
 
-        import_tensorflow()
+
+def _reset_peak_rss() -> None:
+    """Start VmHWM again from the current memory, so a trial's peak is its own (Linux; elsewhere a no-op)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def one_trial(request: dict) -> dict:
+    """Run ``request`` and write its result file; the result."""
+    _reset_peak_rss()
+    try:
         result = run_trial(request)
     except BaseException as exc:  # reported to the search, which marks the trial failed
         result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = _rss_mb("VmHWM")
     Path(request["result"]).write_text(json.dumps(result))
-    return 0 if "error" not in result else 1
+    return result
+
+
+def serve(trials_per_worker: int, memory_mb: float) -> int:
+    """Run the trials named on standard input, one per line; after each, print {"rss_mb", "exit"} on the
+    original standard output (what trials print goes to standard error) and stop when ``exit``."""
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    from framework.quiet import import_tensorflow
+
+    import_tensorflow()
+    served = 0
+    for line in sys.stdin:
+        result = one_trial(json.loads(Path(line.strip()).read_text()))
+        served += 1
+        rss = _rss_mb("VmRSS")
+        done = served >= trials_per_worker or rss > memory_mb or "error" in result  # a failed trial may leave state
+        protocol.write(json.dumps({"rss_mb": rss, "exit": done}) + "\n")
+        protocol.flush()
+        if done:
+            break
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != [SERVE_FLAG] or len(argv) != 3:
+        print("usage: python -m framework.tuning.trial --serve TRIALS_PER_WORKER MEMORY_MB", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return serve(int(argv[1]), float(argv[2]))
 
 
 if __name__ == "__main__":

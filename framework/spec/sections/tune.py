@@ -26,6 +26,15 @@ class TuneSpec(StrictModel):
     executions_per_trial: int = Field(1, ge=1, le=100, description="Trainings per trial, averaged (reduces noise).")
     seed: int | None = Field(None, ge=0, description="The tuner's seed (default: the spec's seed).")
     hyperband_factor: int = Field(3, ge=2, description="hyperband: the reduction factor; train.epochs is its max epochs.")
+    trials_per_worker: int = Field(
+        8, ge=1, le=10_000,
+        description="Trials one worker process trains before a fresh one replaces it (each start costs a TensorFlow "
+                    "import; each trial in the same process grows its memory a little). 1: a fresh process per trial.",
+    )
+    worker_memory_mb: float = Field(
+        4000, gt=0,
+        description="A worker process is replaced after a trial that leaves it above this resident memory (MB).",
+    )
 
     @property
     def resolved_direction(self) -> str:

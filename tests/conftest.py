@@ -12,6 +12,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# tables fit the terminal only where one is known; the tests read whole tables (pytest-xdist's workers set COLUMNS)
+os.environ.pop("COLUMNS", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"

@@ -157,11 +157,15 @@ def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, non_
 
     ``stateful``: the callbacks whose counters the checkpoint carries. ``resumed``: the checkpoint's meta and
     arrays when resuming ({} otherwise). ``history_file`` is rewritten atomically after each checkpoint.
+    The state is copied at the epoch's end; the files are written in a background thread while the next epoch
+    trains (``wait_for_writes`` waits for them; the engine calls it whenever fit ends).
     Only epoch hooks: Keras keeps dispatching steps asynchronously.
     """
     import time
 
     import keras
+
+    from framework.train.checkpoint import BackgroundWriter
 
     class EpochRecorder(keras.callbacks.Callback):
         def __init__(self):
@@ -170,6 +174,7 @@ def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, non_
             self.rows: list[dict] = list(meta.get("history", []))
             self.seconds_before = float(meta.get("train_seconds", 0.0))
             self.meta_extra: dict = {}
+            self.writer = BackgroundWriter()
 
         def on_train_begin(self, logs=None):
             self.started = time.perf_counter()
@@ -182,13 +187,26 @@ def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, non_
         def on_epoch_end(self, epoch, logs=None):
             self.rows.append({"epoch": str(epoch), **{k: history_value(v) for k, v in sorted((logs or {}).items())}})
             states, arrays = callback_states(stateful)
-            checkpoint.save(epoch + 1, {
+            snapshot = checkpoint.snapshot(epoch + 1, {
                 "history": self.rows, "callbacks": states, "train_seconds": self.train_seconds(),
                 # a stop asked for by a callback (early stopping, max_epsilon, a non-finite loss) holds on resume
                 "stopped": bool(self.model.stop_training),
                 "non_finite_epoch": getattr(non_finite, "bad_epoch", None),
                 **self.meta_extra,
             }, arrays)
-            write_history(history_file, self.rows)
+            rows = list(self.rows)
+
+            def write():
+                checkpoint.write(snapshot)
+                write_history(history_file, rows)  # after the checkpoint that holds the same rows
+
+            self.writer.submit(write)
+
+        def on_train_end(self, logs=None):
+            self.wait_for_writes()
+
+        def wait_for_writes(self) -> None:
+            """Until the last epoch's checkpoint and history.csv are on disk (an error writing them is raised)."""
+            self.writer.wait()
 
     return EpochRecorder()

@@ -14,6 +14,7 @@ read (a disk error) falls back to the one before it.
 
     >>> checkpoint = Checkpoint(folder / "backup", state=[*model.variables, *model.optimizer.variables])
     >>> checkpoint.save(epoch=3, meta={...})          # after epoch 3 ends
+    >>> writer.submit(partial(checkpoint.write, checkpoint.snapshot(epoch=4, meta={...})))  # or off the training thread
     >>> epoch, meta = checkpoint.restore()            # in a new process, before training resumes
 """
 
@@ -23,6 +24,8 @@ import hashlib
 import json
 import os
 import shutil
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,47 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@dataclass
+class Snapshot:
+    """A checkpoint in memory: the variables' values and meta.json's record, taken at the end of an epoch."""
+
+    epoch: int
+    values: dict[str, np.ndarray]
+    record: dict[str, Any]
+
+
+class BackgroundWriter:
+    """Runs one job at a time in a thread, so the disk work of a checkpoint overlaps the next epoch's training.
+
+    ``submit`` waits for the previous job first (checkpoints land in epoch order, one at a time); ``wait`` waits
+    for the last. An error in a job is raised by the next ``submit`` or ``wait``.
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, job) -> None:
+        self.wait()
+
+        def run():
+            try:
+                job()
+            except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
 class Checkpoint:
     """The checkpoints of one run, in ``folder``. ``state`` lists the variables to save and restore, in a fixed order."""
 
@@ -78,23 +122,34 @@ class Checkpoint:
     # --- writing -----------------------------------------------------------------------------
     def save(self, epoch: int, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Path:
         """Write the checkpoint after ``epoch`` epochs; returns its folder once it is complete."""
+        return self.write(self.snapshot(epoch, meta, arrays))
+
+    def snapshot(self, epoch: int, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Snapshot:
+        """The state's values now (copies), for :meth:`write` to put on disk later, e.g. in another thread while
+        the next epoch trains."""
+        values = {f"v{i:05d}": np.array(v.numpy()) for i, v in enumerate(self.state)}
+        values.update({f"x_{k}": np.array(a) for k, a in (arrays or {}).items()})
+        record = {"format": FORMAT, "epoch": epoch, "variables": len(self.state),
+                  "shapes": [list(np.shape(values[f"v{i:05d}"])) for i in range(len(self.state))],
+                  **json.loads(json.dumps(meta))}  # a copy: the caller's lists keep growing
+        return Snapshot(epoch, values, record)
+
+    def write(self, snapshot: Snapshot) -> Path:
+        """Put ``snapshot`` on disk as the newest checkpoint: written aside, flushed, then renamed into place."""
+        epoch = snapshot.epoch
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / f"{PREFIX}{epoch:06d}"
         tmp = self.folder / f"{final.name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         _fault("begin", epoch)
-        values = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(self.state)}
-        values.update({f"x_{k}": np.asarray(a) for k, a in (arrays or {}).items()})
         with open(tmp / STATE, "wb") as handle:
-            np.savez(handle, **values)
+            np.savez(handle, **snapshot.values)
             handle.flush()
             _fault("state", epoch)
             os.fsync(handle.fileno())
-        record = {"format": FORMAT, "epoch": epoch, "variables": len(self.state),
-                  "shapes": [list(np.shape(values[f"v{i:05d}"])) for i in range(len(self.state))], **meta}
         with open(tmp / META, "w", encoding="utf-8") as handle:
-            json.dump(record, handle)
+            json.dump(snapshot.record, handle)
             handle.flush()
             os.fsync(handle.fileno())
         _fsync_dir(tmp)

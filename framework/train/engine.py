@@ -141,6 +141,10 @@ def fit(
         outcome.interrupted = True
     except Exception as exc:  # noqa: BLE001 - the caller records it in its folder, then re-raises
         outcome.error = exc
+    try:  # a fit that ended any way: the last checkpoint written (in the background) is complete
+        recorder.wait_for_writes()
+    except Exception as exc:  # noqa: BLE001 - e.g. the disk filled up
+        outcome.error = outcome.error or exc
     outcome.epochs = len(recorder.rows)
     outcome.train_seconds = recorder.train_seconds()
     outcome.non_finite_epoch = non_finite.bad_epoch

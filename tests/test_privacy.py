@@ -65,7 +65,14 @@ CNN = {"input_shape": [8, 8, 1], "layers": [
     {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
 
 
-@pytest.mark.parametrize("model_section", [None, CNN], ids=["mlp", "cnn"])
+# its second Conv2D's patches (3x3x16 = 144 values) are cut by extract_patches, the first's by a one-hot convolution
+CNN_WIDE = {"input_shape": [8, 8, 1], "layers": [
+    {"type": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same", "activation": "tanh"},
+    {"type": "Conv2D", "filters": 3, "kernel_size": 3, "strides": 2, "padding": "valid"},
+    {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
+
+
+@pytest.mark.parametrize("model_section", [None, CNN, CNN_WIDE], ids=["mlp", "cnn", "cnn-wide-patches"])
 def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
     import tensorflow as tf
 
@@ -81,6 +88,23 @@ def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
     ghost, _ = model.ghost_clipped_sum(tf.constant(x), tf.constant(y), tf.constant(weights))
     for got, want in zip(ghost, naive_clipped_sum(model, x, y, weights, clip=0.05)):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, channels, kernel, strides, padding", [
+    (28, 1, 8, 2, "same"), (13, 16, 4, 2, "valid"), (9, 3, 3, 1, "same"), (10, 2, (3, 2), (2, 1), "same"), (7, 5, 2, 3, "valid"),
+])
+def test_one_hot_convolution_cuts_the_same_patches_as_extract_patches(size, channels, kernel, strides, padding):
+    import keras
+    import tensorflow as tf
+
+    from framework.privacy.step import conv_patches
+
+    layer = keras.layers.Conv2D(4, kernel, strides=strides, padding=padding)
+    a = tf.constant(np.random.default_rng(0).normal(size=(3, size, size, channels)).astype("float32"))
+    layer(a)
+    one_hot, extracted = conv_patches(layer, a, one_hot=True), conv_patches(layer, a, one_hot=False)
+    assert one_hot.shape == extracted.shape
+    np.testing.assert_array_equal(one_hot.numpy(), extracted.numpy())  # bit for bit: copies, not sums
 
 
 def test_layers_ghost_clipping_does_not_cover_use_the_vectorized_path(tmp_path):

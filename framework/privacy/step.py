@@ -147,14 +147,10 @@ def _layer_pieces(layer, a, d):
     """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables)."""
     a, d = tf.cast(a, tf.float32), tf.cast(d, tf.float32)
     if isinstance(layer, keras.layers.Conv2D):
-        kh, kw = layer.kernel_size
-        sh, sw = layer.strides
-        patches = tf.image.extract_patches(a, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1], rates=[1, 1, 1, 1],
-                                           padding=layer.padding.upper())
         batch = tf.shape(a)[0]
-        patches = tf.reshape(patches, [batch, -1, patches.shape[-1]])
+        patches = tf.reshape(conv_patches(layer, a), [batch, -1, layer.kernel_size[0] * layer.kernel_size[1] * a.shape[-1]])
         d = tf.reshape(d, [batch, -1, d.shape[-1]])
-        per_example = tf.einsum("bpk,bpc->bkc", patches, d)
+        per_example = tf.matmul(patches, d, transpose_a=True)  # (batch, kh*kw*cin, cout): each example's kernel gradient
         squared = tf.reduce_sum(tf.square(per_example), axis=[1, 2])
         bias_rows = tf.reduce_sum(d, axis=1)
 
@@ -172,3 +168,26 @@ def _layer_pieces(layer, a, d):
     if layer.use_bias:
         squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)
     return squared, clipped
+
+
+#: patches of at most this many values (kh * kw * input channels) are cut with a one-hot convolution
+ONE_HOT_PATCH_LIMIT = 128
+
+
+def conv_patches(layer, a, one_hot: bool | None = None):
+    """Each output position's input patch, (batch, rows, cols, kh*kw*cin) in the kernel's order, as ``layer`` reads it.
+
+    A convolution whose filter is the identity (one 1 per output channel) copies the patches exactly (each output is
+    one input value plus zeros), and on CPU runs several times faster than ``extract_patches`` for small patches,
+    e.g. the 8x8x1 patches of the MNIST CNN's first layer (3.7 against 11.4 ms at batch 256); for large patches
+    its cost grows with their square, and ``extract_patches`` wins. ``one_hot``: force one way (tests).
+    """
+    kh, kw = layer.kernel_size
+    sh, sw = layer.strides
+    channels = a.shape[-1]
+    size = kh * kw * channels
+    if (size <= ONE_HOT_PATCH_LIMIT) if one_hot is None else one_hot:
+        identity = tf.reshape(tf.eye(size, dtype=a.dtype), [kh, kw, channels, size])
+        return tf.nn.conv2d(a, identity, strides=[1, sh, sw, 1], padding=layer.padding.upper())
+    return tf.image.extract_patches(a, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1], rates=[1, 1, 1, 1],
+                                    padding=layer.padding.upper())

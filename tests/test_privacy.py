@@ -232,6 +232,13 @@ def test_audit_command_and_spec_switch(cli, tmp_path):
     assert code == 0 and "AUC" in out and "epsilon" in out
 
 
+def test_hyperband_with_privacy_is_refused_at_the_tuner_key(cli, write_spec):
+    spec = tiny_spec(privacy=PRIVACY, tune={"max_trials": 2, "tuner": "hyperband"})
+    spec["train"]["batch_size"] = {"tune": "choice", "values": [32, 64]}
+    code, _, err = cli("check", write_spec(spec, "hb.json"), "--schema-only")
+    assert code == 2 and "tune.tuner" in err and "hyperband" in err and "Traceback" not in err, err
+
+
 def test_tuning_a_private_spec_warns(cli, tmp_path, write_spec):
     spec = tiny_spec(privacy=PRIVACY, tune={"max_trials": 1})
     spec["train"]["batch_size"] = {"tune": "choice", "values": [32, 64]}

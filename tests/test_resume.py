@@ -181,18 +181,29 @@ def test_sigkill_at_random_moments_resumes_exactly(cli, tmp_path, straight, name
         _resume_and_compare(cli, folder, expected)
 
 
-def test_a_run_that_stopped_itself_stays_stopped_after_a_kill(cli, tmp_path, write_spec):
-    """Killed after max_epsilon stopped it (during evaluation or saving): the resume trains no further epoch."""
-    spec = tiny_spec(name="capped", train={"epochs": 40, "verbose": 0},
-                     privacy={"l2_norm_clip": 1.0, "noise_multiplier": 2.0, "max_epsilon": 1.2, "reproducible_noise": True})
-    path = write_spec(spec, "capped.json")
+STOPPING_SPECS = {
+    "max_epsilon": tiny_spec(name="capped", train={"epochs": 40, "verbose": 0}, privacy={
+        "l2_norm_clip": 1.0, "noise_multiplier": 2.0, "max_epsilon": 1.2, "reproducible_noise": True}),
+    # no later epoch can beat the first by 10: stopped after epoch 2, ending with epoch 1's (best) weights
+    "early_stopping": tiny_spec(name="early", train={"epochs": 40, "verbose": 0}, regularization={
+        "early_stopping": {"monitor": "val_loss", "patience": 1, "min_delta": 10.0, "restore_best_weights": True}}),
+}
+
+
+@pytest.mark.parametrize("stopper", list(STOPPING_SPECS))
+def test_a_run_that_stopped_itself_stays_stopped_after_a_kill(cli, tmp_path, write_spec, stopper):
+    """Killed after max_epsilon or early stopping stopped it (during evaluation or saving): the resume trains no
+    further epoch, and ends as the uninterrupted run did (early stopping: with the best epoch's weights)."""
+    path = write_spec(STOPPING_SPECS[stopper], "stopping.json")
     assert _run(path, tmp_path / "straight").returncode == 0
     straight = next((tmp_path / "straight").iterdir())
     stopped_at = json.loads((straight / "metrics.json").read_text())["epochs"]
     assert stopped_at < 40
     assert _run(path, tmp_path / "killed", {FAULT_ENV: f"{stopped_at}:pruned"}).returncode == -signal.SIGKILL
     metrics = _resume_and_compare(cli, next((tmp_path / "killed").iterdir()), _outcome(straight))
-    assert metrics["epsilon"] <= 1.2 and metrics["epochs"] == stopped_at
+    assert metrics["epochs"] == stopped_at
+    if stopper == "max_epsilon":
+        assert metrics["epsilon"] <= 1.2
 
 
 def test_resume_refuses_changed_training_data(cli, tmp_path, write_spec):

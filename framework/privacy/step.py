@@ -177,16 +177,19 @@ ONE_HOT_PATCH_LIMIT = 128
 def conv_patches(layer, a, one_hot: bool | None = None):
     """Each output position's input patch, (batch, rows, cols, kh*kw*cin) in the kernel's order, as ``layer`` reads it.
 
-    A convolution whose filter is the identity (one 1 per output channel) copies the patches exactly (each output is
-    one input value plus zeros), and on CPU runs several times faster than ``extract_patches`` for small patches,
-    e.g. the 8x8x1 patches of the MNIST CNN's first layer (3.7 against 11.4 ms at batch 256); for large patches
-    its cost grows with their square, and ``extract_patches`` wins. ``one_hot``: force one way (tests).
+    On CPU, a convolution whose filter is the identity (one 1 per output channel) copies the patches (each output
+    is one input value plus zeros; oneDNN flushes subnormal values to zero) and runs several times faster than
+    ``extract_patches`` for small patches, e.g. the 8x8x1 patches of the MNIST CNN's first layer (3.7 against
+    11.4 ms at batch 256); for large patches its cost grows with their square, and ``extract_patches`` wins. On a
+    GPU, cuDNN may round (TF32, Winograd), so ``extract_patches`` is used there. ``one_hot``: force one way (tests).
     """
     kh, kw = layer.kernel_size
     sh, sw = layer.strides
     channels = a.shape[-1]
     size = kh * kw * channels
-    if (size <= ONE_HOT_PATCH_LIMIT) if one_hot is None else one_hot:
+    if one_hot is None:
+        one_hot = size <= ONE_HOT_PATCH_LIMIT and not tf.config.list_logical_devices("GPU")
+    if one_hot:
         identity = tf.reshape(tf.eye(size, dtype=a.dtype), [kh, kw, channels, size])
         return tf.nn.conv2d(a, identity, strides=[1, sh, sw, 1], padding=layer.padding.upper())
     return tf.image.extract_patches(a, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1], rates=[1, 1, 1, 1],

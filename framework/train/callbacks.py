@@ -186,6 +186,7 @@ def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, non_
 
         def on_epoch_end(self, epoch, logs=None):
             self.rows.append({"epoch": str(epoch), **{k: history_value(v) for k, v in sorted((logs or {}).items())}})
+            self.writer.wait()  # the previous epoch's files are written: one copy of the state in memory at a time
             states, arrays = callback_states(stateful)
             snapshot = checkpoint.snapshot(epoch + 1, {
                 "history": self.rows, "callbacks": states, "train_seconds": self.train_seconds(),
@@ -201,9 +202,6 @@ def epoch_recorder(checkpoint, history_file, stateful: list, resumed: dict, non_
                 write_history(history_file, rows)  # after the checkpoint that holds the same rows
 
             self.writer.submit(write)
-
-        def on_train_end(self, logs=None):
-            self.wait_for_writes()
 
         def wait_for_writes(self) -> None:
             """Until the last epoch's checkpoint and history.csv are on disk (an error writing them is raised)."""

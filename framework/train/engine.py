@@ -120,12 +120,10 @@ def fit(
     start = time.perf_counter()
     recorder.started = start  # also set by on_train_begin; here for a Ctrl-C before it
     if meta.get("stopped"):
-        # the run had stopped itself (early stopping, max_epsilon, a non-finite loss) when it was killed
-        restore_callback_states(stateful, meta.get("callbacks", []), resumed.get("arrays", {}))
-        outcome.non_finite_epoch = meta.get("non_finite_epoch")
-        outcome.epochs = len(recorder.rows)
-        outcome.train_seconds = recorder.train_seconds()
-        return outcome
+        # the run had stopped itself (early stopping, max_epsilon, a non-finite loss) when it was killed: no further
+        # epoch, but fit's start and end still run (the recorder restores the callbacks' states, and early
+        # stopping's on_train_end puts back the best epoch's weights, as in the uninterrupted run)
+        epochs = initial_epoch
     try:
         history = model.fit(
             prepared.train_ds,
@@ -141,11 +139,16 @@ def fit(
         outcome.interrupted = True
     except Exception as exc:  # noqa: BLE001 - the caller records it in its folder, then re-raises
         outcome.error = exc
-    try:  # a fit that ended any way: the last checkpoint written (in the background) is complete
-        recorder.wait_for_writes()
-    except Exception as exc:  # noqa: BLE001 - e.g. the disk filled up
-        outcome.error = outcome.error or exc
+    while True:  # a fit that ended any way: the last checkpoint written (in the background) is complete
+        try:
+            recorder.wait_for_writes()
+            break
+        except KeyboardInterrupt:  # a second Ctrl-C: the write is short and atomic; wait for it still
+            outcome.interrupted = True
+        except Exception as exc:  # noqa: BLE001 - e.g. the disk filled up
+            outcome.error = outcome.error or exc
+            break
     outcome.epochs = len(recorder.rows)
     outcome.train_seconds = recorder.train_seconds()
-    outcome.non_finite_epoch = non_finite.bad_epoch
+    outcome.non_finite_epoch = non_finite.bad_epoch if non_finite.bad_epoch is not None else meta.get("non_finite_epoch")
     return outcome

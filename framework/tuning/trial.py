@@ -106,7 +106,9 @@ def _rss_mb(field: str) -> float:
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # not Linux: the process's peak
+    # not Linux: the process's peak (macOS counts it in bytes, others in KB)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def _reset_peak_rss() -> None:
@@ -118,20 +120,41 @@ def _reset_peak_rss() -> None:
 
 
 def one_trial(request: dict) -> dict:
-    """Run ``request`` and write its result file; the result."""
+    """Run ``request`` and write its result file; the result. The environment variables and the working folder
+    are put back afterwards, so a trial does not change the next one in the same worker."""
     _reset_peak_rss()
+    environment, folder = dict(os.environ), os.getcwd()
     try:
         result = run_trial(request)
     except BaseException as exc:  # reported to the search, which marks the trial failed
         result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        os.chdir(folder)
     result["peak_rss_mb"] = _rss_mb("VmHWM")
-    Path(request["result"]).write_text(json.dumps(result))
+    rf.write_atomic(Path(request["result"]), json.dumps(result))  # whole or absent, if the worker is killed
     return result
+
+
+def _die_with_the_search() -> None:
+    """Linux: this worker gets SIGKILL when the search process ends, so no orphan trains on into a folder that a
+    restarted search writes again."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def serve(trials_per_worker: int, memory_mb: float) -> int:
     """Run the trials named on standard input, one per line; after each, print {"rss_mb", "exit"} on the
     original standard output (what trials print goes to standard error) and stop when ``exit``."""
+    _die_with_the_search()
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr

@@ -71,9 +71,11 @@ class TrialWorkers:
             status = None
         if status is None or status.get("exit"):
             self._retire()
-        if result_file.exists():
-            result = json.loads(result_file.read_text())
-        else:  # the worker died in the trial (killed, out of memory): what it wrote to its log
+        try:
+            result = json.loads(result_file.read_text()) if result_file.exists() else None
+        except ValueError:
+            result = None
+        if result is None:  # the worker died in the trial (killed, out of memory): what it wrote to its log
             result = {"error": f"the trial process ended ({self._exit_reason()}): {self._log_tail(log_start)}"}
         result["worker"] = proc.pid
         return result

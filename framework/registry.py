@@ -309,4 +309,5 @@ registry.add_provider("metric", lambda: _keras_callables("keras.metrics"))
 registry.add_provider("callback", lambda: _keras_classes("keras.callbacks", "keras.callbacks.Callback"))
 registry.add_provider("layer", _import_builtins("framework.build.blocks"))
 registry.add_provider("augmentation", _keras_augmentations)
-registry.add_provider("data_source", _import_builtins("framework.data.sources", "framework.data.generated", "framework.data.images"))
+registry.add_provider("data_source", _import_builtins("framework.data.sources", "framework.data.generated", "framework.data.images",
+                                                    "framework.data.records"))

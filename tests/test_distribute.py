@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, tiny_spec
+from conftest import ROOT, free_ports, tiny_spec
 from framework.errors import SpecError
 from framework.spec.load import validate
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _run(spec: Path, reports: Path, env: dict | None = None) -> subprocess.Popen:
@@ -55,7 +44,7 @@ def test_mirrored_over_two_logical_cpus(write_spec, tmp_path):
 
 def test_multi_worker_two_processes_make_one_run_folder(write_spec, tmp_path):
     spec = _quickstart(write_spec, {"strategy": "multi_worker"})
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     workers = [
         _run(spec, tmp_path / "r", {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})

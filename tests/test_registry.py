@@ -69,7 +69,7 @@ def test_each_module_imports_first_in_a_fresh_interpreter(module):
     """)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EP False" in result.stdout
-    assert "SOURCES ['csv', 'generated', 'images', 'keras', 'npz', 'sklearn']" in result.stdout
+    assert "SOURCES ['csv', 'generated', 'images', 'keras', 'npz', 'parquet', 'sklearn', 'tfrecord']" in result.stdout
     assert "SOURCE OF {'built-in'}" in result.stdout
 
 

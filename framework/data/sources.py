@@ -83,6 +83,10 @@ class DataSource:
     def load(self) -> RawData:
         raise NotImplementedError
 
+    def streams(self) -> bool:
+        """Whether load_splits reads this source with ``load_splits_streaming(seed)`` (its data stays on disk)."""
+        return hasattr(self, "load_splits_streaming")
+
 
 def usable_path(text: str, base_dir: Path) -> Path:
     """``text`` resolved against ``base_dir``; ValueError for what no file system accepts."""
@@ -148,10 +152,30 @@ class CsvSource(DataSource):
 
     With ``data.text`` the input is that column's raw text; with ``data.sequence`` the input is the one
     feature column's text and the label is the target text; with ``data.window`` the features default
-    to the label column itself (its own past predicts its future).
+    to the label column itself (its own past predicts its future). ``data.csv`` sets the reader's options; with
+    ``data.stream = true`` the file(s) (PATH may then be a glob) are read in chunks (csv_stream.py).
     """
 
     takes_path = True
+
+    @classmethod
+    def resolve(cls, arg: str, base_dir: Path) -> str:
+        import glob
+
+        if glob.has_magic(arg):  # several files: streamed (load_splits refuses a pattern without data.stream)
+            from framework.data.streaming import resolve_glob
+
+            return resolve_glob(arg, base_dir, (".csv",), "csv:")
+        return super().resolve(arg, base_dir)
+
+    def streams(self) -> bool:
+        return bool(self.spec.stream)
+
+    def load_splits_streaming(self, seed: int):
+        from framework.data.csv_stream import CsvReader
+        from framework.data.streaming import stream_splits
+
+        return stream_splits(self, CsvReader(self.arg, self.spec), seed)
 
     def feature_shape(self):
         if self.spec.text or self.spec.sequence:
@@ -161,14 +185,23 @@ class CsvSource(DataSource):
         return (len(self.spec.features),) if self.spec.features else None
 
     def _read(self):
+        import glob
+
         import pandas as pd
 
-        check_csv_rows(self.arg)  # carriage returns inside fields
+        from framework.data.csv_stream import checks_carriage_returns, pandas_options
+
+        if glob.has_magic(self.arg):
+            raise DataError(f"{self.arg} is a pattern of files; read several files with data.stream = true",
+                            path="data.source")
+        options = self.spec.csv
+        if checks_carriage_returns(options):
+            check_csv_rows(self.arg, options=options)  # carriage returns inside fields
         try:
-            frame = pd.read_csv(self.arg)
+            frame = pd.read_csv(self.arg, **pandas_options(options))
         except Exception as exc:  # pandas raises many kinds for unreadable files
             raise DataError(f"cannot read CSV {self.arg}: {csv_error_message(exc)}", path="data.source") from None
-        check_csv_rows(self.arg, frame)  # rows with fewer fields than the header
+        check_csv_rows(self.arg, frame, options=options)  # rows with fewer fields than the header
         if frame.empty:
             raise DataError(f"CSV {self.arg} has no rows", path="data.source")
         return frame
@@ -219,7 +252,13 @@ class CsvSource(DataSource):
             x_frame = frame[features]
             non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c])]
             if non_numeric:
-                raise DataError(f"feature columns {non_numeric} are not numeric", path="data.features")
+                from framework.data.csv_stream import line_of_row
+
+                column = x_frame[non_numeric[0]]
+                row = int(np.flatnonzero(pd.to_numeric(column, errors="coerce").isna() & column.notna())[0])
+                line = line_of_row(self.arg, spec.csv, row + 1)[0]
+                raise DataError(f"feature columns {non_numeric} are not numeric (line {line} of {self.arg}: "
+                                f"{column.iloc[row]!r})", path="data.features")
             if x_frame.isna().any().any():
                 raise DataError(f"feature columns of {self.arg} have missing values", path="data.source")
             x = x_frame.to_numpy(dtype="float32")
@@ -286,15 +325,17 @@ def _csv_bytes(path: str) -> bytes | None:
         return None
 
 
-def _header_names(data: bytes) -> list[str]:
+def _header_names(data: bytes, options=None) -> list[str]:
     import csv
     import io
 
-    first = data.split(b"\n", 1)[0].decode("utf-8", "replace")
-    return next(csv.reader(io.StringIO(first)), [])
+    from framework.data.csv_stream import csv_module_options
+
+    first = data.split(b"\n", 1)[0].decode(options.encoding if options else "utf-8", "replace")
+    return next(csv.reader(io.StringIO(first), **(csv_module_options(options) if options else {})), [])
 
 
-def _bare_carriage_return(data: bytes) -> tuple[int, int] | None:
+def _bare_carriage_return(data: bytes, delimiter: bytes = b",", quote: bytes = b'"') -> tuple[int, int] | None:
     """(line, field index) of the first carriage return outside quotes that does not end a line, in a file whose
     lines end in \\n (or \\r\\n). pandas takes such a \\r for the end of a row, so the rows around it fall apart."""
     import re
@@ -302,18 +343,19 @@ def _bare_carriage_return(data: bytes) -> tuple[int, int] | None:
     if b"\n" not in data or re.search(rb"\r(?!\n)", data) is None:
         return None  # no bare \r, or an old Mac file whose every line ends in \r
     quoted, field, field_start, line = False, 0, 0, 1
-    for match in re.finditer(rb'"|\r\n|\n|\r|,', data):
+    tokens = re.compile(re.escape(quote) + rb"|\r\n|\n|\r|" + re.escape(delimiter))
+    for match in tokens.finditer(data):
         token, at = match.group(), match.start()
-        if token == b'"':
+        if token == quote:
             if quoted:
-                if data[at + 1 : at + 2] != b'"':
+                if data[at + 1 : at + 2] != quote:
                     quoted = False
             elif at == field_start:
                 quoted = True
         elif quoted:
             if token != b"\r":
                 line += token.count(b"\n")
-        elif token == b",":
+        elif token == delimiter:
             field, field_start = field + 1, match.end()
         elif token == b"\r":
             return line, field
@@ -322,12 +364,13 @@ def _bare_carriage_return(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def check_csv_rows(path: str, frame=None) -> None:
+def check_csv_rows(path: str, frame=None, options=None) -> None:
     """DataError, naming the line, for what pandas would misread silently: a bare carriage return inside a field
     (one row read as several) and rows with fewer fields than the header (filled with missing values).
 
     With ``frame`` (what pandas read), the rows are counted only when its last column has missing values,
     as short rows leave there; call it once before reading (carriage returns) and once after (short rows).
+    ``options``: data.csv (delimiter, quote character, encoding); default a comma-separated UTF-8 file.
     """
     import csv
     import io
@@ -337,10 +380,11 @@ def check_csv_rows(path: str, frame=None) -> None:
     data = _csv_bytes(path)
     if not data:
         return
-    found = _bare_carriage_return(data) if frame is None else None
+    separators = (options.delimiter.encode(), options.quote_char.encode()) if options else (b",", b'"')
+    found = _bare_carriage_return(data, *separators) if frame is None else None
     if found is not None:
         line, field = found
-        header = _header_names(data)
+        header = _header_names(data, options)
         column = f"column '{header[field]}'" if field < len(header) else f"field {field + 1}"
         raise DataError(
             f"line {line} of {path} has a carriage return (\\r) inside {column}, outside quotes; CSV readers take it "
@@ -350,9 +394,11 @@ def check_csv_rows(path: str, frame=None) -> None:
         )
     if frame is None:
         return
-    text = data.decode("utf-8", "replace")
+    from framework.data.csv_stream import csv_module_options
+
+    text = data.decode(options.encoding if options else "utf-8", "replace")
     try:
-        reader = csv.reader(io.StringIO(text, newline=None))
+        reader = csv.reader(io.StringIO(text, newline=None), **(csv_module_options(options) if options else {}))
         header = next(reader, [])
         for row in reader:
             if any(field.strip() for field in row) and len(row) < len(header):

@@ -31,7 +31,8 @@ class Splits:
     test_texts: tuple | None = None
     #: the class names were read off the labels themselves (not given by data.class_names or the source)
     class_names_from_labels: bool = False
-    #: a streaming source (images:): builds the pipelines from the x_* it holds (file lists), see images.ImageStreams
+    #: a streaming source (images:, tfrecord:, ...): builds the pipelines from the x_* it holds (file lists, split
+    #: plans), see images.ImageStreams and streaming.RowStreams
     streams: Any = None
 
     @property
@@ -222,7 +223,7 @@ def _warn_about_labels(y, y_test) -> None:
 def load_splits(data_spec, seed: int) -> Splits:
     """Load ``data_spec.source`` and return its splits. Everything fitted (scaling, vocabularies) sees train only."""
     source = open_source(data_spec)
-    if hasattr(source, "load_splits_streaming"):  # images: files read by the pipelines, never all in memory
+    if source.streams():  # images:, tfrecord:, parquet:, streamed csv: read by the pipelines, never all in memory
         return source.load_splits_streaming(seed)
     raw: RawData = source.load()
     if data_spec.targets is None and data_spec.sequence is None and data_spec.window is None:

@@ -82,6 +82,17 @@ def is_chief(strategy) -> bool:
     return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
 
 
+def worker_share(strategy) -> tuple[int, int]:
+    """(how many workers, this one's index): what a source that shards by file needs; (1, 0) but for multi_worker."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec() if resolver is not None else None
+    if cluster is None or not cluster.as_dict():
+        return 1, 0
+    jobs = [job for job in ("chief", "worker") if job in cluster.jobs]
+    before = cluster.num_tasks("chief") if resolver.task_type == "worker" and "chief" in jobs else 0
+    return sum(cluster.num_tasks(job) for job in jobs), before + int(resolver.task_id)
+
+
 def describe(spec: Spec, strategy) -> dict:
     """For metrics.json: the strategy as the spec names it, and how many replicas trained in sync."""
     if strategy is None:

@@ -141,7 +141,8 @@ def _loss_name(spec, output_name: str) -> str | None:
 def _targets(splits, spec) -> list[tuple[str | None, _Target]]:
     """(output name or None, target) per model output, from every split."""
     def joined(parts):
-        parts = [p for p in parts if p is not None]
+        # a streamed source's labels stay on disk: their distinct values (from its counting pass) stand for them
+        parts = [getattr(p, "distinct", p) for p in parts if p is not None]
         return np.concatenate([np.asarray(p) for p in parts]) if len(parts) > 1 else np.asarray(parts[0])
 
     data = spec.data

@@ -45,12 +45,16 @@ def _lines(run: TrainedRun, path: Path):
 def _csv(run: TrainedRun, path: Path):
     import pandas as pd
 
+    from framework.data.csv_stream import checks_carriage_returns, pandas_options
     from framework.data.sources import csv_error_message, check_csv_rows
+    from framework.spec.sections.data import CsvOptions
 
+    options = CsvOptions(**run.data.get("csv", {}))  # the reader options the run was trained with
     try:
-        check_csv_rows(str(path))  # rows that pandas would misread silently
-        frame = pd.read_csv(path)
-        check_csv_rows(str(path), frame)
+        if checks_carriage_returns(options):
+            check_csv_rows(str(path), options=options)  # rows that pandas would misread silently
+        frame = pd.read_csv(path, **pandas_options(options))
+        check_csv_rows(str(path), frame, options=options)
     except DataError as exc:
         raise DataError(exc.message, path=str(path)) from None
     except Exception as exc:

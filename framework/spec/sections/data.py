@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from framework.spec.resolve import resolve_data_source
 from framework.spec.sections.base import StrictModel
+from framework.spec.sections.synthetic import SyntheticSpec
 
 
 class WindowSpec(StrictModel):
@@ -29,17 +30,101 @@ class SequenceSpec(StrictModel):
     )
 
 
+class CsvOptions(StrictModel):
+    """How a CSV file is written: its reader's options (csv:, in memory and streamed)."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1, description="The character between fields, e.g. ';' or '\\t'.")
+    quote_char: str = Field('"', min_length=1, max_length=1, description="The character that quotes a field.")
+    quoting: Literal["minimal", "all", "nonnumeric", "none"] = Field(
+        "minimal",
+        description=(
+            "Python csv quoting: 'minimal' and 'all' read quoted fields as text; 'nonnumeric' reads unquoted fields as "
+            "numbers; 'none' takes quote characters literally."
+        ),
+    )
+    encoding: str = Field("utf-8", description="The file's text encoding, e.g. 'utf-8', 'latin-1', 'utf-16'.")
+    line_terminator: Literal["\n", "\r\n", "\r"] | None = Field(
+        None,
+        description=(
+            "What ends a row: null (any of \\n, \\r\\n, \\r; a bare \\r inside an unquoted field is then an "
+            "error naming its line), '\\n' (a \\r is an ordinary character), '\\r\\n' or '\\r'."
+        ),
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r}; e.g. 'utf-8', 'latin-1', 'cp1252', 'utf-16'") from None
+
+
+class RecordFeature(StrictModel):
+    """One feature of a tfrecord: file, parsed with tf.io.FixedLenFeature."""
+
+    shape: list[int] = Field(default_factory=list, description="Values per example, e.g. [64] or [8, 8, 1]; [] = one value.")
+    dtype: Literal["float32", "int64", "string"] = Field(
+        "float32", description="How the tf.train.Example stores it: float32 (float_list), int64 (int64_list), string (bytes_list)."
+    )
+
+    @field_validator("shape")
+    @classmethod
+    def _positive_dims(cls, value: list[int]) -> list[int]:
+        if any(d < 1 for d in value):
+            raise ValueError(f"dimensions must be positive, got {value}")
+        return value
+
+
+STREAMING_SCHEMES = ("tfrecord", "parquet")
+
+
 class DataSpec(StrictModel):
     source: str = Field(
         description=(
             "Where the data comes from, as SCHEME:ARG: sklearn:digits|iris|wine|breast_cancer, "
             "csv:PATH, npz:PATH, keras:mnist|fashion_mnist|cifar10|..., images:FOLDER (one subfolder of images per class, "
-            "or a CSV of file,label rows; streamed from disk). Paths are relative to the spec file."
+            "or a CSV of file,label rows; streamed from disk), tfrecord:GLOB and parquet:GLOB (streamed; GLOB may "
+            "match several files, e.g. shards/*.tfrecord). Paths are relative to the spec file."
         ),
-        examples=["sklearn:digits", "csv:data/train.csv", "npz:mnist.npz", "keras:mnist"],
+        examples=["sklearn:digits", "csv:data/train.csv", "npz:mnist.npz", "keras:mnist", "parquet:data/*.parquet"],
     )
-    features: list[str] | None = Field(None, description="csv: feature columns (default: every column but the label).")
-    label: str = Field("label", description="csv: the label column.")
+    features: list[str] | dict[str, RecordFeature] | None = Field(
+        None,
+        description=(
+            "csv: and parquet: the feature columns (default: every column but the label). tfrecord: every feature "
+            "to parse, label included, as name -> { shape, dtype }; the inputs are the features but the label (one: "
+            "its shape; several: flattened and joined in this order)."
+        ),
+        examples=[["x1", "x2"], {"pixels": {"shape": [64]}, "label": {"dtype": "int64"}}],
+    )
+    label: str = Field("label", description="csv:, parquet:, tfrecord: the label column (or feature).")
+    stream: bool = Field(
+        False,
+        description=(
+            "csv: read the file(s) in chunks through tf.data instead of loading them (for data larger than memory; "
+            "PATH may then be a glob). tfrecord: and parquet: always stream. Streamed splits are drawn by a hash "
+            "(see data.split_by), not stratified."
+        ),
+    )
+    split_by: Literal["row", "file"] = Field(
+        "row",
+        description=(
+            "Streamed sources: draw each row's split from a hash of (file, row number) ('row'), or each file's from "
+            "a hash of its path ('file': whole files are held out, and training reads only training files)."
+        ),
+    )
+    chunk_rows: int = Field(
+        8192, ge=1, le=10_000_000,
+        description="Streamed csv: and parquet:, and tfrecord: parsing: rows read at a time (memory vs speed).",
+    )
+    shuffle_buffer: int = Field(
+        10_000, ge=1, le=100_000_000,
+        description="Streamed sources: the training rows are shuffled within windows of this many (by seed and epoch).",
+    )
+    csv: CsvOptions = Field(default_factory=CsvOptions, description="csv: the reader's options (in memory and streamed).")
     class_names: list[str] | None = Field(
         None,
         min_length=1,
@@ -74,6 +159,9 @@ class DataSpec(StrictModel):
         0.2, ge=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split of its own."
     )
     validation_split: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of the training split held out for validation.")
+    synthetic: SyntheticSpec | None = Field(
+        None, description="Mix generated examples from a generative run into the training split (validation and test stay real).",
+    )
     stratify: bool = Field(True, description="Stratify the splits by label (classification).")
     scale: Literal["none", "standard", "minmax"] | float = Field(
         "none",
@@ -140,6 +228,31 @@ class DataSpec(StrictModel):
         if sum(1 for d in value if d == -1) > 1 or any(d == 0 or d < -1 for d in value):
             raise ValueError(f"dimensions must be positive, with at most one -1; got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _streaming(self) -> "DataSpec":
+        scheme = self.source.partition(":")[0]
+        streamed = scheme in STREAMING_SCHEMES or (scheme == "csv" and self.stream)
+        if self.stream and scheme not in ("csv", *STREAMING_SCHEMES):
+            raise PydanticCustomError("data_stream", "data.stream applies to csv: (tfrecord: and parquet: always stream)")
+        if isinstance(self.features, dict) and scheme != "tfrecord":
+            raise PydanticCustomError(
+                "data_features", "data.features as a table of name -> shape and dtype declares tfrecord: features; "
+                "list the feature columns for " + scheme + ":",
+            )
+        if scheme == "tfrecord" and not isinstance(self.features, dict):
+            raise PydanticCustomError(
+                "data_features", "tfrecord: needs its feature spec, e.g. data.features = { pixels = { shape = [64] }, "
+                "label = { dtype = 'int64' } }",
+            )
+        if streamed:
+            used = [k for k in ("text", "targets", "window", "sequence") if getattr(self, k) is not None]
+            if used:
+                raise PydanticCustomError(
+                    "data_stream", "streamed sources give numeric inputs and one label; data.{key} does not apply",
+                    {"key": used[0]},
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_task_shape(self) -> "DataSpec":

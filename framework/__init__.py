@@ -16,6 +16,6 @@ Importing this package does not import TensorFlow.
 
 __version__ = "0.1.0"
 
-from framework.api import Run, check, load, open_run, run, tune  # noqa: E402  (api imports TensorFlow lazily)
+from framework.api import Run, check, load, open_run, run, sample, tune  # noqa: E402  (api imports TensorFlow lazily)
 
-__all__ = ["Run", "__version__", "check", "load", "open_run", "run", "tune"]
+__all__ = ["Run", "__version__", "check", "load", "open_run", "run", "sample", "tune"]

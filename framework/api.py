@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["Run", "check", "load", "open_run", "run", "tune"]
+__all__ = ["Run", "check", "load", "open_run", "run", "sample", "tune"]
 
 
 @dataclass
@@ -131,6 +131,18 @@ def tune(spec: str | Path | dict, *, overrides: Iterable[str] = (), reports: str
     trials = pd.read_csv(folder / TRIALS)
     trials.attrs["folder"] = str(folder)
     return trials
+
+
+def sample(run_folder: str | Path, count: int, path: str | Path, *, seed: int = 0) -> Path:
+    """Write ``count`` generated labelled examples (classes balanced) of a finished conditional VAE or GAN run to
+    ``path``, an NPZ with ``x`` and ``y`` that a spec reads as ``npz:PATH``, as ``python -m framework sample`` does.
+
+    >>> framework.sample("reports/digits_cvae-20261129-164313-de02ad", 1000, "synthetic.npz")
+    """
+    from framework.data.synthetic import write_samples_npz
+
+    _quiet_tensorflow()
+    return write_samples_npz(run_folder, count, path, seed=seed)
 
 
 def load(*paths: str | Path):

@@ -1,4 +1,4 @@
-"""``python -m framework``: run, check, tune, report, compare, schema, list, describe, init, predict, ...
+"""``python -m framework``: run, check, tune, report, compare, schema, list, describe, init, predict, sample, ...
 
 TensorFlow is imported only inside the commands that train or build, so ``--help``, ``--version``, ``schema``,
 ``init``, ``describe``, ``list --verbose`` and ``check --schema-only`` answer at once (the last three read the
@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run_folder", help="a finished run folder")
     predict.add_argument("input", help="a .csv, .npz or .txt file (one text per line), or a folder of images")
     predict.add_argument("--output", help="write .csv or .json here (default: CSV on stdout)")
+    sample = sub.add_parser("sample", help="write N generated labelled examples of a VAE or GAN run as an NPZ (x, y)")
+    sample.add_argument("run_folder", help="a finished generative run folder (conditional)")
+    sample.add_argument("count", type=int, help="how many examples (classes balanced)")
+    sample.add_argument("--output", required=True, metavar="NPZ", help="where to write them (a spec reads it as npz:PATH)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latent codes (default 0)")
     explain = sub.add_parser("explain", help="attributions for a run's test examples, with a deletion check")
     explain.add_argument("run_folder", help="a finished run folder")
     explain.add_argument("--samples", type=int, default=8, help="test examples to explain (default 8)")
@@ -396,6 +401,14 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    from framework.api import sample
+
+    path = sample(args.run_folder, args.count, args.output, seed=args.seed)
+    print(f"{args.count} generated examples: {path}")
+    return 0
+
+
 def cmd_explain(args) -> int:
     from framework.use.explain import describe_methods, explain_run
     from framework.use.trained import TrainedRun
@@ -424,7 +437,7 @@ def cmd_export(args) -> int:
 
 
 #: commands that import TensorFlow before they start (quietly: framework/quiet.py)
-TENSORFLOW_COMMANDS = ("run", "check", "tune", "audit", "predict", "explain", "export")
+TENSORFLOW_COMMANDS = ("run", "check", "tune", "audit", "predict", "sample", "explain", "export")
 
 COMMANDS = {
     "run": cmd_run,
@@ -438,6 +451,7 @@ COMMANDS = {
     "describe": cmd_describe,
     "init": cmd_init,
     "predict": cmd_predict,
+    "sample": cmd_sample,
     "explain": cmd_explain,
     "export": cmd_export,
 }

@@ -86,6 +86,19 @@ def copy_spec(tmp_path):
     return copy
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct local TCP ports that were free a moment ago (for multi-process tests)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 def train_run(spec_path, reports, *overrides) -> Path:
     """Train a spec quietly in this process; its run folder."""
     from framework.spec import load_spec
@@ -113,3 +126,15 @@ def text_run(tmp_path_factory):
 def tabular_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tabular")
     return train_run(shutil.copy(SPECS / "quickstart.json", tmp), tmp / "r", "train.epochs=5")
+
+
+# pytest-xdist (pyproject's addopts: --dist loadgroup): each test file runs in one test process, so a file's
+# module-scoped fixtures (trained runs, generated files) are made once; test_use and test_explain_more share
+# the session's trained runs above, so they are one group.
+SHARED_RUNS = {"test_use", "test_explain_more"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        item.add_marker(pytest.mark.xdist_group("trained_runs" if module in SHARED_RUNS else module))

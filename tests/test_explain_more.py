@@ -10,9 +10,6 @@ import pytest
 
 from framework.use import measures
 
-# one test process trains conftest's shared runs for both files (see pyproject's addopts)
-pytestmark = pytest.mark.xdist_group("trained_runs")
-
 
 def _summary(run):
     return json.loads((run / "explain" / "explain.json").read_text())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SPECS, tiny_spec
+from conftest import ROOT, SPECS, free_ports, tiny_spec
 from framework.errors import SpecError
 from framework.spec import load_spec
 
@@ -151,12 +151,6 @@ def test_a_worker_over_its_memory_limit_is_replaced_and_a_killed_worker_fails_on
         pool.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for_port(port: int, proc, limit: float = 120.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
@@ -172,7 +166,7 @@ def _wait_for_port(port: int, proc, limit: float = 120.0) -> None:
 
 
 def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
-    port = str(_free_port())
+    port = str(free_ports(1)[0])
     args = [sys.executable, "-m", "framework", "tune", str(SPECS / "digits_tune.toml"), "--reports", str(tmp_path),
             "--set", "train.epochs=1", "--set", "tune.max_trials=4"]
     base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -11,9 +11,6 @@ import pytest
 
 from conftest import SPECS, tiny_spec, train_run
 
-# one test process trains conftest's shared runs for both files (see pyproject's addopts)
-pytestmark = pytest.mark.xdist_group("trained_runs")
-
 
 def _model_and_tests(folder, count=20):
     from framework.use.trained import TrainedRun, test_examples

@@ -48,17 +48,21 @@ def output_names(spec: Spec) -> list[str]:
     return [last.name] if last.name else []
 
 
-def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_layers: list | None = None):
+def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_layers: list | None = None,
+                part: str = "layers"):
     """Build the Keras model a spec declares, with ``[regularization]`` applied to its layers.
 
-    ``input_layers`` (augmentation placed in the model) are applied to the input first.
+    ``input_layers`` (augmentation placed in the model) are applied to the input first. ``part``: which layer list
+    of [model] (a generative model's ``encoder``, ``generator``, ...: list form, on an input of ``data_shape``).
     """
     import keras
 
     model_spec = spec.model
+    layer_specs = getattr(model_spec, part)
     nodes: dict[str, Any] = {}
     layers_by_name: dict[str, Any] = {}
-    if model_spec.inputs:
+    graph_inputs = model_spec.inputs if part == "layers" else None
+    if graph_inputs:
         inputs = []
         for i, input_spec in enumerate(model_spec.inputs):
             try:
@@ -68,7 +72,7 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
             nodes[input_spec.name] = tensor
             inputs.append(tensor)
     else:
-        shape = list_input_shape(spec, data_shape)
+        shape = list_input_shape(spec, data_shape) if part == "layers" else data_shape
         try:
             # a text column arrives as one string per example
             dtype = "string" if spec.data.text is not None else None
@@ -80,7 +84,7 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
         if len(declared) != len(data_shape) or any(d not in (None, e) for d, e in zip(declared, data_shape)):
             raise SpecError(f"shape is {declared} but the data's examples have shape {tuple(data_shape)}", path="model.inputs[0].shape")
 
-    out_names = set(output_names(spec))
+    out_names = set(output_names(spec)) if part == "layers" else set()
     previous = inputs[-1]
     if input_layers:
         if len(inputs) != 1:
@@ -90,9 +94,9 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
         if model_spec.inputs:  # graph form: layers that name the input get the augmented tensor
             nodes[model_spec.inputs[0].name] = previous
     reg = spec.regularization
-    last = len(model_spec.layers) - 1
-    for i, layer_spec in enumerate(model_spec.layers):
-        path = f"model.layers[{i}]"
+    last = len(layer_specs) - 1
+    for i, layer_spec in enumerate(layer_specs):
+        path = f"model.{part}[{i}]"
         for copy in range(layer_spec.repeat):
             last_copy = copy == layer_spec.repeat - 1
             split_activation = None
@@ -132,7 +136,7 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
         if layer_spec.name:
             nodes[layer_spec.name] = previous
 
-    if model_spec.outputs:
+    if model_spec.outputs and part == "layers":
         unknown = [n for n in model_spec.outputs if n not in nodes]
         if unknown:
             raise SpecError(f"unknown layer names {unknown}; known: {sorted(nodes)}", path="model.outputs")
@@ -143,7 +147,7 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
         return keras.Model(
             inputs=inputs[0] if len(inputs) == 1 else inputs,
             outputs=outputs[0] if len(outputs) == 1 else outputs,
-            name=spec.name.replace(".", "_"),
+            name=spec.name.replace(".", "_") + ("" if part == "layers" else f"_{part}"),
         )
     except Exception as exc:
         raise SpecError(f"cannot connect the model: {exc}", path="model") from None

@@ -17,6 +17,8 @@ from framework.reports import run_folder as rf
 def per_example_losses(model, x, y, batch_size: int = 256) -> np.ndarray:
     import keras
 
+    if hasattr(model, "membership_losses"):  # a generative model: its own loss per example (build/vae.py, gan.py)
+        return np.asarray(model.membership_losses(x, y, batch_size), dtype="float64")
     predictions = model.predict(x, batch_size=batch_size, verbose=0)
     if predictions.ndim == 2 and predictions.shape[1] > 1 and y.ndim == 1:
         losses = keras.losses.sparse_categorical_crossentropy(y, predictions)

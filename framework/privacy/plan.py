@@ -101,5 +101,20 @@ def epsilon_callback(plan: PrivacyPlan, max_epsilon: float | None):
     return Epsilon()
 
 
+def configure_private_model(model, spec: Spec, train_examples: int, steps_per_epoch: int, loss):
+    """Plan a DP run and configure its DP-SGD model (``model.configure_privacy``) with the plan's clip and noise,
+    the expected batch size, the per-example ``loss`` and the noise seed. Returns (plan, seeds: randomness.DPSeeds)."""
+    from framework.privacy.randomness import dp_seeds
+
+    plan = plan_privacy(spec, train_examples, steps_per_epoch)
+    seeds = dp_seeds(spec.seed, spec.dp.reproducible_noise)
+    model.configure_privacy(
+        l2_norm_clip=plan.l2_norm_clip, noise_multiplier=plan.noise_multiplier,
+        expected_batch_size=spec.train.batch_size, loss=loss, noise_state=seeds.noise,
+        allow_ghost=spec.dp.clipping == "auto",
+    )
+    return plan, seeds
+
+
 def as_dict(plan: PrivacyPlan) -> dict:
     return asdict(plan)

@@ -136,7 +136,8 @@ def write_run_page(folder: Path) -> Path:
     parts = [f'<p>Status: <b class="status-{html.escape(status)}">{html.escape(status)}</b></p>']
     parts.append("<h2>Metrics</h2>" + _pairs(_ordered_metrics(metrics), ("metric", "value")))
     for name, alt in ((plots.CURVES, "learning curves"), (plots.CONFUSION, "confusion matrix"),
-                      (plots.CALIBRATION, "calibration (reliability diagram)"), ("embedding.png", "word embeddings")):
+                      (plots.CALIBRATION, "calibration (reliability diagram)"), ("embedding.png", "word embeddings"),
+                      (plots.SAMPLES, "generated samples")):
         if (folder / name).exists():
             parts.append(f"<h2>{alt.capitalize()}</h2>{_img(name, alt)}")
     parts.extend(_explanations(folder))

@@ -9,6 +9,7 @@ import numpy as np
 CURVES = "curves.png"
 CONFUSION = "confusion.png"
 CALIBRATION = "calibration.png"
+SAMPLES = "samples.png"
 
 
 def _pyplot():
@@ -127,6 +128,33 @@ def compare_curves(histories: dict[str, "object"], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def sample_grid(images: np.ndarray, path: Path, row_labels: list[str] | None = None, columns: int = 10) -> Path:
+    """A generative run's samples, ``columns`` per row (a row per class when ``row_labels`` are given).
+    ``images``: (rows * columns, H, W[, C]) or flat examples of a square number of values, in [0, 1]."""
+    plt = _pyplot()
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 2:  # flat examples: square images when their size allows, else one strip each
+        side = int(round(np.sqrt(images.shape[1])))
+        images = images.reshape(len(images), side, side) if side * side == images.shape[1] else images[:, None, :]
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.8 + 0.2), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i < len(images):
+            ax.imshow(np.clip(images[i], 0, 1), cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1)
+        else:
+            ax.set_axis_off()
+        if row_labels and i % columns == 0 and i // columns < len(row_labels):
+            ax.set_ylabel(row_labels[i // columns], rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout(pad=0.2)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

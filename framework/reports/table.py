@@ -135,10 +135,15 @@ def load(*paths: str | Path):
     return frame[_ordered_columns(frame.columns)]
 
 
+# A generative run's scores of its samples (reports/generative.py), metrics without a split prefix.
+SAMPLE_METRICS = ("synthetic_accuracy", "fid", "real_accuracy")
+
+
 def metric_columns(columns: Iterable[str]) -> list[str]:
     return [
         c for c in columns
-        if c.startswith(("test_", "val_", "best_", "teacher_test_")) and c not in ("best_epoch", "best_trial")
+        if (c.startswith(("test_", "val_", "best_", "teacher_test_")) and c not in ("best_epoch", "best_trial"))
+        or c in SAMPLE_METRICS
     ]
 
 

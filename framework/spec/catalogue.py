@@ -161,9 +161,12 @@ def check_spec_names(spec, *, plugins: bool = False) -> None:
                 if isinstance(value, dict) and isinstance(value.get("type"), str):
                     arguments("layer", value["type"], {k: v for k, v in value.items() if k != "type"}, f"{path}.{key}")
 
-    for i, layer in enumerate(spec.model.layers):
-        if layer.type is not None:
-            arguments("layer", layer.type, layer.kwargs, f"model.layers[{i}]")
+    from framework.spec.sections.generative import ALL_PARTS
+
+    for part in ("layers", *ALL_PARTS):  # a generative model's layer lists too
+        for i, layer in enumerate(getattr(spec.model, part)):
+            if layer.type is not None:
+                arguments("layer", layer.type, layer.kwargs, f"model.{part}[{i}]")
     for i, step in enumerate(spec.augmentation.steps):
         arguments("augmentation", step.type, step.kwargs, f"augmentation.steps[{i}]")
     train = spec.train

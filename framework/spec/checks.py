@@ -225,6 +225,64 @@ def check_distill_outputs(spec: Spec, context: Mapping[str, Any]) -> None:
         raise PydanticCustomError("distill_outputs", "[distill] needs a single-output (classifier) model", {"path": "distill"})
 
 
+# --- generative models (model.kind = "vae" or "gan") --------------------------------------
+
+
+def check_generative_data(spec: Spec, context: Mapping[str, Any]) -> None:
+    """A VAE or GAN models numeric examples with one class label (data.label), not text, sequences or windows."""
+    if not spec.model.generative:
+        return
+    data = spec.data
+    for key in ("text", "sequence", "window", "targets"):
+        if getattr(data, key, None) is not None:
+            raise PydanticCustomError(
+                "generative_data", "model.kind = \"{kind}\" models numeric examples and their class label; data.{key} "
+                "is not supported", {"kind": spec.model.kind, "key": key, "path": f"data.{key}"},
+            )
+    for i, step in enumerate(spec.augmentation.steps):
+        if step.type in ("MixUp", "CutMix"):
+            raise PydanticCustomError(
+                "generative_mix", "augmentation.steps[{i}]: {type} mixes labels, which a conditional generator "
+                "cannot condition on", {"i": i, "type": step.type, "path": f"augmentation.steps[{i}].type"},
+            )
+    for key in ("init_from", "freeze", "inputs", "outputs", "input_shape"):
+        if getattr(spec.model, key):
+            raise PydanticCustomError(
+                "generative_model_key", "model.{key} is a predictive model's key; a {kind} is built from its layer "
+                "lists", {"key": key, "kind": spec.model.kind.upper(), "path": f"model.{key}"},
+            )
+    for key in ("distill", "distribute", "tune"):
+        if getattr(spec, key) is not None:
+            raise PydanticCustomError(
+                "generative_section", "[{key}] is not supported for model.kind = \"{kind}\"",
+                {"key": key, "kind": spec.model.kind, "path": key},
+            )
+
+
+def check_generative_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """The networks that see real data (a VAE's encoder and decoder, a GAN's discriminator) train with DP-SGD:
+    no layer there may mix the examples of a batch, and each sampled batch is one private step."""
+    if spec.dp is None or not spec.model.generative:
+        return
+    parts = ("encoder", "decoder") if spec.model.kind == "vae" else ("discriminator",)
+    for part in parts:
+        for i, layer in enumerate(getattr(spec.model, part)):
+            if layer.type in BATCH_MIXING_LAYERS:
+                raise PydanticCustomError(
+                    "privacy_layer",
+                    "model.{part}[{i}]: {type} mixes the examples of a batch, so per-example clipping cannot bound one "
+                    "example's influence; use {alternative}",
+                    {"part": part, "i": i, "type": layer.type, "alternative": BATCH_MIXING_LAYERS[layer.type],
+                     "path": f"model.{part}[{i}].type"},
+                )
+    if spec.model.kind == "gan" and spec.model.discriminator_steps > 1:
+        raise PydanticCustomError(
+            "privacy_steps", "model.discriminator_steps > 1 with [privacy]: each extra discriminator step would reuse "
+            "the same private batch, which the accountant (one step per sampled batch) does not count; use 1",
+            {"path": "model.discriminator_steps"},
+        )
+
+
 # --- validation data ---------------------------------------------------------------------
 
 
@@ -235,6 +293,47 @@ def check_validation_monitors(spec: Spec, context: Mapping[str, Any]) -> None:
     if spec.data.validation_split == 0 and any(m.startswith("val_") for m in monitors):
         raise PydanticCustomError(
             "no_validation", "early stopping / reduce_lr_on_plateau watch a val_ metric but data.validation_split is 0"
+        )
+
+
+def check_hyperband_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """A hyperband trial that continues another's weights starts a new optimizer, whose step count (the epsilon
+    accounting's) would leave out the steps the weights were already trained with."""
+    if spec.dp is not None and spec.tune is not None and spec.tune.tuner == "hyperband":
+        raise PydanticCustomError(
+            "privacy_hyperband", "hyperband continues trials from other trials' weights, and the epsilon of such a "
+            "trial would leave out the private steps those weights were trained with; use tuner = \"random\", "
+            "\"bayesian\" or \"grid\" with [privacy]", {"path": "tune.tuner"},
+        )
+
+
+def check_streaming_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Poisson sampling draws any training example at any step: a DP run needs its examples in memory."""
+    if spec.dp is None:
+        return
+    from framework.data.sources import open_source
+
+    try:
+        streams = open_source(spec.data).streams()
+    except Exception:  # noqa: BLE001 - an unknown source is data.source's own error, reported there
+        return
+    if streams:
+        scheme = spec.data.source.partition(":")[0]
+        raise PydanticCustomError(
+            "privacy_streaming", "[privacy] needs its training examples in memory (Poisson sampling draws any "
+            "example at any step, and the privacy accounting assumes it), but {scheme}: streams them from disk; "
+            "use an in-memory source (e.g. an npz: of the data, or csv: without data.stream) for a private run",
+            {"path": "privacy", "scheme": scheme},
+        )
+
+
+def check_synthetic_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Generated examples carry what their generator learned from its own training data, outside this run's DP."""
+    if spec.dp is not None and spec.data.synthetic is not None:
+        raise PydanticCustomError(
+            "privacy_synthetic", "data.synthetic with [privacy]: the generated examples carry what the generator "
+            "learned from its training data, which this run's epsilon does not cover; train without it",
+            {"path": "data.synthetic"},
         )
 
 
@@ -253,6 +352,11 @@ CHECKS: list[Check] = [
     check_distribute_distill,
     check_distill_privacy,
     check_distill_outputs,
+    check_generative_data,
+    check_generative_privacy,
+    check_synthetic_privacy,
+    check_streaming_privacy,
+    check_hyperband_privacy,
     check_validation_monitors,
 ]
 

@@ -79,14 +79,15 @@ def check_model(spec: Spec):
 
     setup_backend(spec)
     built = build_and_compile(spec, None, steps_per_epoch=1)
-    check_outputs_fit_source(built.model, spec, built.one_hot)
+    if not spec.model.generative:
+        check_outputs_fit_source(built.model, spec, built.one_hot)
     spec_callbacks(spec)  # their names and arguments
     return built.model
 
 
 def build_and_compile(
     spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int, train_examples: int | None = None,
-    train_inputs: Any = None,
+    train_inputs: Any = None, splits: Any = None,
 ) -> Built:
     """Plan augmentation, build the model, compile it; with [privacy], a DP-SGD model. ``check`` and ``run`` share this.
 
@@ -100,6 +101,12 @@ def build_and_compile(
         spec.model.inputs[0].keras_shape if spec.model.inputs else list_input_shape(spec)
     )
     plan = plan_augmentation(spec, shape)
+    if spec.model.generative:  # a VAE or GAN: its own train_step (build/generative.py)
+        from framework.build.generative import build_generative, class_count, generation_facts
+
+        model, privacy, seeds = build_generative(spec, shape, class_count(splits, spec), steps_per_epoch, plan,
+                                                 train_examples)
+        return Built(model, plan, False, privacy, generation_facts(model), seeds)
     model = build_model(spec, example_shape, input_layers=plan.model_layers())
     facts = adapt_to_data(model, train_inputs) if train_inputs is not None else {}
     facts.update(initialise_and_freeze(model, spec))
@@ -120,17 +127,12 @@ def build_and_compile(
     if spec.dp is not None and train_examples is not None:
         import keras
 
-        from framework.privacy.plan import plan_privacy
-        from framework.privacy.randomness import dp_seeds
+        from framework.privacy.plan import configure_private_model
         from framework.train.compile import resolve_losses
 
-        privacy = plan_privacy(spec, train_examples, steps_per_epoch)
-        seeds = dp_seeds(spec.seed, spec.dp.reproducible_noise)
         loss = resolve_losses(spec, one_hot)
-        model.configure_privacy(
-            l2_norm_clip=privacy.l2_norm_clip, noise_multiplier=privacy.noise_multiplier,
-            expected_batch_size=spec.train.batch_size, loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
-            noise_state=seeds.noise, allow_ghost=spec.dp.clipping == "auto",
+        privacy, seeds = configure_private_model(
+            model, spec, train_examples, steps_per_epoch, keras.losses.get(loss) if isinstance(loss, str) else loss
         )
     return Built(model, plan, one_hot, privacy, facts, seeds)
 
@@ -163,7 +165,8 @@ class Prepared:
         plan = self.built.augmentation
         augmentation = [v for layer in [*plan.pipeline_layers(), *plan.mixers] for v in layer.variables]
         private = model.dp_state_variables() if hasattr(model, "dp_state_variables") else []
-        return [*model.variables, *model.optimizer.variables, *augmentation, *private, *self.pipeline_state]
+        generative = model.generative_state_variables() if hasattr(model, "generative_state_variables") else []
+        return [*model.variables, *model.optimizer.variables, *generative, *augmentation, *private, *self.pipeline_state]
 
 
 def targets_for(y, built: Built):
@@ -171,6 +174,8 @@ def targets_for(y, built: Built):
 
     if y is None or isinstance(y, dict) or not built.one_hot or y.ndim != 1:
         return y
+    if hasattr(y, "one_hot"):  # a streamed source's labels (data/stream_pipelines.py): one-hot rows made in its pipeline
+        return y.one_hot(int(built.model.output_shape[-1]))
     classes = int(built.model.output_shape[-1])
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= classes:
         from framework.errors import DataError
@@ -229,14 +234,11 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     strategy = distribute.make_strategy(spec)  # first: it may split the CPU into devices
     setup_backend(spec)
     splits = load_splits(spec.data, spec.seed)
-    if spec.dp is not None and getattr(splits, "streams", None) is not None:
-        from framework.errors import SpecError
+    mixed = {}
+    if spec.data.synthetic is not None:  # generated examples join the training split only
+        from framework.data.synthetic import mix_synthetic
 
-        raise SpecError(
-            f"[privacy] needs its training examples in memory (Poisson sampling draws any example at any step, and the "
-            f"privacy accounting assumes it); {spec.data.source.partition(':')[0]}: streams them from disk. Use an "
-            "in-memory source (e.g. an npz: of the images) for a private run", path="privacy",
-        )
+        mixed = mix_synthetic(splits, spec.data.synthetic)
     if spec.dp is not None and splits.class_names_from_labels:
         from framework.errors import DataError
 
@@ -248,12 +250,22 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     steps = count_steps(splits.train_size, spec.train.batch_size, poisson)
     with distribute.scope(strategy):  # variables (model, optimizer) live on every replica
         built = build_and_compile(
-            spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train
+            spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train,
+            splits=splits,
         )
-        built.model.optimizer.build(built.model.trainable_variables)  # its variables exist before a checkpoint restores them
-    from framework.train.targets import check_outputs_fit_targets  # outputs vs labels, before any file is written
+        if not built.model.optimizer.built:  # a GAN builds each optimizer on its own network
+            built.model.optimizer.build(built.model.trainable_variables)  # before a checkpoint restores them
+    built.facts.update(mixed)
+    if spec.model.generative:
+        from framework.build.generative import check_generative_inputs
 
-    built.facts.update(check_outputs_fit_targets(built.model, splits, spec, built.one_hot))
+        check_generative_inputs(spec, splits.x_train)
+    else:
+        from framework.train.targets import check_outputs_fit_targets  # outputs vs labels, before any file is written
+
+        built.facts.update(check_outputs_fit_targets(built.model, splits, spec, built.one_hot))
+    if strategy is not None and hasattr(splits.streams, "share_files"):  # each worker reads only its share of files
+        splits.streams.share_files(*distribute.worker_share(strategy))
     train_ds, val_ds, test_ds, epoch_callback, state = make_datasets(spec, splits, built, steps)
     if strategy is not None:
         train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
@@ -286,6 +298,8 @@ def _shard_by_data(dataset):
         return None
     import tensorflow as tf
 
+    if dataset.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.OFF:
+        return dataset  # a streamed source's training pipeline, sharded by file already
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)

@@ -182,7 +182,7 @@ def _finish(folder: RunFolder, prepared: Prepared, outcome: FitOutcome) -> RunRe
             round(prepared.splits.train_size * outcome.epochs / outcome.train_seconds, 1) if outcome.train_seconds > 0 else None
         ),
     }
-    if outcome.interrupted:
+    if outcome.interrupted and outcome.error is None:  # an error (e.g. writing a checkpoint) is said first
         folder.update_metrics(status="interrupted", **timing)
         raise RunInterrupted(
             f"training interrupted; the history so far is kept. Continue with: python -m framework run --resume {folder.path}",
@@ -238,23 +238,33 @@ def _evaluate_and_save(folder: RunFolder, prepared: Prepared, outcome: FitOutcom
     if privacy is not None:
         steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # the updates actually applied
         test.update(privacy.report(steps), dp_clipping=model.clipping, planned_steps=privacy.planned_steps)
-    saved = model
-    if spec.dp is not None or spec.distill is not None or spec.distribute is not None:
-        # the saved model is for inference: a plain functional model without the DP, distillation or worker step
-        saved = keras.Model(model.inputs, model.outputs, name=model.name)
-    saved.save(folder.file(rf.MODEL))
-    try:  # a saved model is a loadable model: reloaded as `predict` will, and compared on a few test examples
-        rf.verify_saved_model(folder.path, saved, _first_rows(prepared.splits.x_test, 8))
-    except RunError as exc:
-        folder.update_metrics(status="failed", reason=str(exc))
-        raise
-    # uncertainty and calibration (issue 19): the test split's class probabilities, computed once here, give
-    # test_ece and test_entropy now, and the confusion matrix and calibration.png in write_figures
-    predictions = _class_predictions(model, prepared.test_ds, prepared.splits)
-    if predictions is not None:
-        from framework.reports.calibration import calibration_metrics
+    if spec.model.generative:  # the generator is the saved model; samples.png and the samples' scores
+        from framework.reports.generative import finish_generative
 
-        test.update(calibration_metrics(predictions[2], predictions[0]))
+        try:
+            test.update(finish_generative(folder, prepared))
+        except RunError as exc:
+            folder.update_metrics(status="failed", reason=str(exc))
+            raise
+        predictions = None
+    else:
+        saved = model
+        if spec.dp is not None or spec.distill is not None or spec.distribute is not None:
+            # the saved model is for inference: a plain functional model without the DP, distillation or worker step
+            saved = keras.Model(model.inputs, model.outputs, name=model.name)
+        saved.save(folder.file(rf.MODEL))
+        try:  # a saved model is a loadable model: reloaded as `predict` will, and compared on a few test examples
+            rf.verify_saved_model(folder.path, saved, _first_rows(prepared.splits.x_test, 8))
+        except RunError as exc:
+            folder.update_metrics(status="failed", reason=str(exc))
+            raise
+        # uncertainty and calibration (issue 19): the test split's class probabilities, computed once here, give
+        # test_ece and test_entropy now, and the confusion matrix and calibration.png in write_figures
+        predictions = _class_predictions(model, prepared.test_ds, prepared.splits)
+        if predictions is not None:
+            from framework.reports.calibration import calibration_metrics
+
+            test.update(calibration_metrics(predictions[2], predictions[0]))
     folder.update_metrics(**test, **timing, **early_stopping_report(outcome.callbacks))
     if spec.dp is not None and spec.dp.audit:
         from framework.privacy.audit import audit_run
@@ -304,7 +314,7 @@ def write_figures(folder: RunFolder, prepared: Prepared, predictions: Any = _UNS
     history = pd.read_csv(folder.file(rf.HISTORY))
     plots.learning_curves(history, folder.file(plots.CURVES), title=folder.path.name)
     if predictions is _UNSET:
-        predictions = _class_predictions(prepared.model, prepared.test_ds, prepared.splits)
+        predictions = None if prepared.spec.model.generative else _class_predictions(prepared.model, prepared.test_ds, prepared.splits)
     if predictions is not None:
         y, predicted, probabilities = predictions
         plots.confusion_matrix(y, predicted, prepared.splits.class_names, folder.file(plots.CONFUSION))

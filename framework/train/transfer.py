@@ -37,6 +37,9 @@ def resolve_run_references(spec: Spec, reports_dir: str | Path) -> Spec:
         update["model"] = spec.model.model_copy(update={"init_from": find_run(spec.model.init_from, reports_dir, "model.init_from")})
     if spec.distill is not None:
         update["distill"] = spec.distill.model_copy(update={"teacher": find_run(spec.distill.teacher, reports_dir, "distill.teacher")})
+    if spec.data.synthetic is not None:
+        synthetic = spec.data.synthetic.model_copy(update={"run": find_run(spec.data.synthetic.run, reports_dir, "data.synthetic.run")})
+        update["data"] = spec.data.model_copy(update={"synthetic": synthetic})
     return spec.model_copy(update=update) if update else spec
 
 

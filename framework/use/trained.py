@@ -26,7 +26,11 @@ class TrainedRun:
         for name in (rf.RESOLVED, rf.PREPROCESSING, rf.MODEL):
             if not run.file(name).exists():
                 raise RunError(f"is not a finished run folder (no {name})", path=str(folder))
-        return cls(folder, run.read_json(rf.RESOLVED), run.read_json(rf.PREPROCESSING))
+        resolved = run.read_json(rf.RESOLVED)
+        if resolved.get("model", {}).get("kind") in ("vae", "gan"):  # its model.keras makes examples from [z, label]
+            raise RunError("is a generative run: its model makes examples rather than reading them; draw them with "
+                           "`python -m framework sample RUN N --output FILE.npz`", path=str(folder))
+        return cls(folder, resolved, run.read_json(rf.PREPROCESSING))
 
     @cached_property
     def model(self):

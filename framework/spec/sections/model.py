@@ -1,4 +1,5 @@
-"""The [model] section: layers in list or graph form, the named inputs, and a start from a finished run."""
+"""The [model] section: layers in list or graph form, the named inputs, a start from a finished run, and the
+generative kinds (VAE, GAN: sections/generative.py)."""
 
 from __future__ import annotations
 
@@ -70,12 +71,16 @@ class InputSpec(StrictModel):
         return tuple(None if d == -1 else d for d in self.shape)
 
 
-class ModelSpec(StrictModel):
+# the generative keys (kind, encoder, decoder, ...) need LayerSpec, defined above
+from framework.spec.sections.generative import GenerativeFields
+
+
+class ModelSpec(GenerativeFields):
     layers: list[LayerSpec] = Field(
-        min_length=1,
+        default_factory=list,
         description=(
             "Layers in order (list form: each takes the previous one's output), or a graph "
-            "(graph form: layers name their 'inputs')."
+            "(graph form: layers name their 'inputs'). Required unless model.kind is generative."
         ),
     )
     input_shape: list[int] | None = Field(
@@ -108,6 +113,8 @@ class ModelSpec(StrictModel):
 
     @model_validator(mode="after")
     def _graph_names(self) -> "ModelSpec":
+        if not self.generative and not self.layers:
+            raise PydanticCustomError("too_short", "model.layers needs at least one layer", {"path": "model.layers"})
         names = [i.name for i in self.inputs or []]
         for i, layer in enumerate(self.layers):
             if layer.name is not None:

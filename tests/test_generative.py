@@ -166,7 +166,32 @@ def test_batch_normalization_in_a_private_discriminator_is_refused_by_check(cli,
                          model__generator=[{"type": "Dense", "units": 32}, {"type": "BatchNormalization"},
                                            {"type": "Dense", "units": 64, "activation": "sigmoid"}])
     code, _, err = cli("check", write_spec(generator_bn, "g.json"), "--schema-only")
-    assert "BatchNormalization" not in err  # the generator never sees real data
+    # the fakes of the private step are made from the private batch's labels: the generator may not mix them either
+    assert code == 2 and "model.generator[1].type" in err and "BatchNormalization" in err
+
+
+def test_a_private_generative_model_needs_public_class_names(cli, write_spec, digits_npz, tmp_path):
+    spec = _with(TINY_CVAE, data={"source": f"npz:{digits_npz}", "scale": 0.0625, "reshape": [8, 8, 1]},
+                 privacy={"noise_multiplier": 1.0})
+    code, _, err = cli("run", write_spec(spec), "--reports", tmp_path / "r")
+    assert code == 2 and "data.class_names" in err and "Traceback" not in err, err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_synthetic_examples_are_scaled_as_this_run_scales_its_data(cvae_run):
+    from framework.data import load_splits
+    from framework.data.synthetic import mix_synthetic
+    from framework.spec.load import validate
+
+    spec = validate({"name": "raw", "data": {**DATA, "scale": "none", "train_limit": 100,
+                                             "synthetic": {"run": str(cvae_run.folder), "ratio": 1.0}},
+                     "model": {"layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]}},
+                    file="raw.toml", base_dir=ROOT)
+    splits = load_splits(spec.data, 1)
+    mix_synthetic(splits, spec.data.synthetic)
+    real, generated = splits.x_train[:100], splits.x_train[100:]
+    assert len(generated) == 100 and real.max() > 10  # digits' own units: 0..16, not the generator run's 0..1
+    assert generated.max() > 4 and abs(float(generated.mean()) - float(real.mean())) < 3
 
 
 def test_digits_cvae_spec_checks(cli):

@@ -234,6 +234,15 @@ def test_spec_errors_of_streamed_sources_name_the_key(cli, shards, data, message
     assert code == 2 and message in err and "Traceback" not in err, err
 
 
+def test_a_generative_model_on_a_streamed_source_is_refused(cli, shards):
+    path = shards / "vae.toml"
+    path.write_text('name = "vae"\n[data]\nsource = "parquet:shards/*.parquet"\nlabel = "label"\nscale = 0.0625\n'
+                    '[model]\nkind = "vae"\nlatent_dim = 2\nencoder = [{ type = "Dense", units = 8 }]\n'
+                    'decoder = [{ type = "Dense", units = 65, activation = "sigmoid" }]\n')
+    code, _, err = cli("check", path, "--schema-only")
+    assert code == 2 and "streams them from disk" in err and "data.source" in err and "Traceback" not in err, err
+
+
 def test_privacy_on_a_streamed_source_is_refused(cli, shards, tmp_path):
     path = shards / "private.toml"
     text = spec_text("parquet").replace('scale = "standard"', "scale = 0.0625\nclass_names = " + str([str(i) for i in range(10)]))

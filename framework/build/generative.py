@@ -98,7 +98,21 @@ def reading_network(spec: Spec, part: str, example_shape: tuple, classes: int, h
 
 
 def class_count(splits, spec: Spec) -> int:
-    """How many classes the labels have: the named classes, else the largest label id + 1."""
+    """How many classes the labels have: the named classes, else the largest label id + 1. Under [privacy] the
+    count must be public (data.class_names or the source's own), not read off the private labels."""
+    if splits is not None and spec.dp is not None and not spec.data.class_names:
+        from framework.data.sources import open_source
+
+        known = open_source(spec.data).known_classes()
+        if splits.class_names and not splits.class_names_from_labels:
+            known = len(splits.class_names)  # named by the source itself
+        if not known:
+            from framework.errors import SpecError
+
+            raise SpecError("a private generative model cannot read how many classes there are off the private "
+                            "labels (the count would be released unprotected); name them, e.g. class_names = "
+                            "[\"0\", \"1\", ...]", path="data.class_names")
+        return int(known)
     if splits is not None:
         if splits.class_names:
             return len(splits.class_names)

@@ -70,14 +70,20 @@ def write_samples_npz(folder: str | Path, count: int, path: str | Path, seed: in
 
 
 def mix_synthetic(splits, synthetic) -> dict:
-    """Append ``round(ratio * N)`` generated examples (balanced classes) to the training split of ``splits``, in the
-    model's units; validation and test stay real. Returns what was mixed, for metrics.json."""
+    """Append ``round(ratio * N)`` generated examples (balanced classes) to the training split of ``splits``, scaled
+    as this run scales its data; validation and test stay real. Returns what was mixed, for metrics.json."""
     from framework.reports import run_folder as rf
 
     folder = Path(synthetic.run)
     real = splits.train_size
     count = max(1, round(synthetic.ratio * real))
-    x, y = draw(folder, count, synthetic.seed, scaled=True)
+    try:
+        x, y = draw(folder, count, synthetic.seed)  # the data's own units, then this run's scaling
+    except RunError as exc:
+        raise DataError(f"{folder}: {exc}", path="data.synthetic.run") from None
+    from framework.data.splits import apply_scaling
+
+    x = apply_scaling(x, splits.preprocessing)
     if isinstance(splits.x_train, dict) or tuple(x.shape[1:]) != tuple(splits.x_train.shape[1:]):
         raise DataError(f"the generator makes examples of shape {tuple(x.shape[1:])}; this spec's training examples "
                         f"have shape {splits.example_shape}", path="data.synthetic.run")

@@ -261,10 +261,12 @@ def check_generative_data(spec: Spec, context: Mapping[str, Any]) -> None:
 
 def check_generative_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
     """The networks that see real data (a VAE's encoder and decoder, a GAN's discriminator) train with DP-SGD:
-    no layer there may mix the examples of a batch, and each sampled batch is one private step."""
+    no layer there, nor in the generator whose fakes join the private step, may mix the examples of a batch, and
+    each sampled batch is one private step."""
     if spec.dp is None or not spec.model.generative:
         return
-    parts = ("encoder", "decoder") if spec.model.kind == "vae" else ("discriminator",)
+    # a GAN's fakes for the private step are made from the private batch's labels: its generator counts too
+    parts = ("encoder", "decoder") if spec.model.kind == "vae" else ("discriminator", "generator")
     for part in parts:
         for i, layer in enumerate(getattr(spec.model, part)):
             if layer.type in BATCH_MIXING_LAYERS:
@@ -293,6 +295,26 @@ def check_validation_monitors(spec: Spec, context: Mapping[str, Any]) -> None:
     if spec.data.validation_split == 0 and any(m.startswith("val_") for m in monitors):
         raise PydanticCustomError(
             "no_validation", "early stopping / reduce_lr_on_plateau watch a val_ metric but data.validation_split is 0"
+        )
+
+
+def check_streamed_generative(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Generative models and data.synthetic work on training arrays in memory (the samples' scores, the mixing)."""
+    if not spec.model.generative and spec.data.synthetic is None:
+        return
+    from framework.data.sources import open_source
+
+    try:
+        streams = open_source(spec.data).streams()
+    except Exception:  # noqa: BLE001 - an unknown source is data.source's own error, reported there
+        return
+    if streams:
+        what, path = ("data.synthetic", "data.synthetic") if spec.data.synthetic is not None else (
+            f"model.kind = \"{spec.model.kind}\"", "data.source")
+        raise PydanticCustomError(
+            "streamed_generative", "{what} needs its training examples in memory, but {scheme}: streams them from "
+            "disk; use an in-memory source (npz:, csv: without data.stream)",
+            {"what": what, "scheme": spec.data.source.partition(":")[0], "path": path},
         )
 
 
@@ -357,6 +379,7 @@ CHECKS: list[Check] = [
     check_synthetic_privacy,
     check_streaming_privacy,
     check_hyperband_privacy,
+    check_streamed_generative,
     check_validation_monitors,
 ]
 

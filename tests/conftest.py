@@ -127,14 +127,3 @@ def tabular_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tabular")
     return train_run(shutil.copy(SPECS / "quickstart.json", tmp), tmp / "r", "train.epochs=5")
 
-
-# pytest-xdist (pyproject's addopts: --dist loadgroup): each test file runs in one test process, so a file's
-# module-scoped fixtures (trained runs, generated files) are made once; test_use and test_explain_more share
-# the session's trained runs above, so they are one group.
-SHARED_RUNS = {"test_use", "test_explain_more"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.module.__name__.rpartition(".")[2]
-        item.add_marker(pytest.mark.xdist_group("trained_runs" if module in SHARED_RUNS else module))

@@ -300,15 +300,7 @@ def check_validation_monitors(spec: Spec, context: Mapping[str, Any]) -> None:
 
 def check_streamed_generative(spec: Spec, context: Mapping[str, Any]) -> None:
     """Generative models and data.synthetic work on training arrays in memory (the samples' scores, the mixing)."""
-    if not spec.model.generative and spec.data.synthetic is None:
-        return
-    from framework.data.sources import open_source
-
-    try:
-        streams = open_source(spec.data).streams()
-    except Exception:  # noqa: BLE001 - an unknown source is data.source's own error, reported there
-        return
-    if streams:
+    if (spec.model.generative or spec.data.synthetic is not None) and _streams(spec):
         what, path = ("data.synthetic", "data.synthetic") if spec.data.synthetic is not None else (
             f"model.kind = \"{spec.model.kind}\"", "data.source")
         raise PydanticCustomError(
@@ -329,17 +321,20 @@ def check_hyperband_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
         )
 
 
-def check_streaming_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
-    """Poisson sampling draws any training example at any step: a DP run needs its examples in memory."""
-    if spec.dp is None:
-        return
+def _streams(spec: Spec) -> bool:
+    """Whether data.source streams its examples from disk (see DataSource.streams); False for an unknown source,
+    which is data.source's own error, reported there."""
     from framework.data.sources import open_source
 
     try:
-        streams = open_source(spec.data).streams()
-    except Exception:  # noqa: BLE001 - an unknown source is data.source's own error, reported there
-        return
-    if streams:
+        return open_source(spec.data).streams()
+    except Exception:  # noqa: BLE001 - any failure to open the source is reported by data.source's own check
+        return False
+
+
+def check_streaming_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Poisson sampling draws any training example at any step: a DP run needs its examples in memory."""
+    if spec.dp is not None and _streams(spec):
         scheme = spec.data.source.partition(":")[0]
         raise PydanticCustomError(
             "privacy_streaming", "[privacy] needs its training examples in memory (Poisson sampling draws any "

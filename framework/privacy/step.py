@@ -179,8 +179,8 @@ def conv_patches(layer, a, one_hot: bool | None = None):
 
     On CPU, a convolution whose filter is the identity (one 1 per output channel) copies the patches (each output
     is one input value plus zeros; oneDNN flushes subnormal values to zero) and runs several times faster than
-    ``extract_patches`` for small patches, e.g. the 8x8x1 patches of the MNIST CNN's first layer (3.7 against
-    11.4 ms at batch 256); for large patches its cost grows with their square, and ``extract_patches`` wins. On a
+    ``extract_patches`` for small patches, e.g. the 8x8x1 patches of the MNIST CNN's first layer (see
+    benchmarks/dp_overhead.py); for large patches its cost grows with their square, and ``extract_patches`` wins. On a
     GPU, cuDNN may round (TF32, Winograd), so ``extract_patches`` is used there. ``one_hot``: force one way (tests).
     """
     kh, kw = layer.kernel_size

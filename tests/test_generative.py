@@ -256,3 +256,38 @@ def test_a_private_gan_takes_one_discriminator_step_per_batch(cli, write_spec):
 def test_predict_on_a_generative_run_points_to_sample(cli, cvae_run, tmp_path):
     code, _, err = cli("predict", cvae_run.folder, tmp_path / "x.npz")
     assert code == 2 and "generative run" in err and "sample" in err
+
+
+def test_the_private_vae_is_one_flat_graph_whose_ghost_clipping_matches_a_naive_loop(tmp_path):
+    import tensorflow as tf
+
+    from framework.build.generative import build_generative
+    from framework.spec.load import validate
+    from framework.train.prepare import setup_backend
+
+    conditional = _with(TINY_CVAE, privacy={"noise_multiplier": 1.0, "l2_norm_clip": 0.5},
+                        data={**DATA, "class_names": [str(i) for i in range(10)]})
+    conditional["model"]["conditional"] = True
+    spec = validate(conditional, file="s", base_dir=tmp_path)
+    setup_backend(spec)
+    model, _, _ = build_generative(spec, (8, 8, 1), classes=10, steps_per_epoch=10, train_examples=600)
+    assert model.clipping == "ghost"
+    model.noise_multiplier = 0.0
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(6, 8, 8, 1)).astype("float32")
+    labels = rng.integers(0, 10, 6)
+    weights = np.array([1, 1, 0, 1, 1, 1], "float32")
+    inputs, target = model.batch_inputs(tf.constant(x), tf.constant(labels))
+    ghost, _ = model.ghost_clipped_sum(inputs, target, tf.constant(weights))
+    expected = [np.zeros(v.shape, "float64") for v in model.trainable_variables]
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            loss = model.row_loss(target[i : i + 1], model([t[i : i + 1] for t in inputs], training=True))
+        grads = [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_variables)]
+        factor = weights[i] * min(1.0, 0.5 / np.sqrt(sum(np.sum(g**2) for g in grads)))
+        for e, g in zip(expected, grads):
+            e += factor * g
+    for got, want in zip(ghost, expected):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+    decoder = model.generator_network  # made after the DP step chose ghost clipping; shares the trained weights
+    assert {id(v) for v in decoder.weights} < {id(v) for v in model.weights}

@@ -52,12 +52,6 @@ def label_channels_layer():
     return LabelChannels
 
 
-def _network(spec: Spec, part: str, shape: tuple):
-    from framework.build.model import build_model
-
-    return build_model(spec, tuple(shape), part=part)
-
-
 def _to_example(tensor, example_shape: tuple, part: str):
     """The last layer's output as an example: the same number of values, reshaped."""
     keras = _keras()
@@ -72,29 +66,57 @@ def _to_example(tensor, example_shape: tuple, part: str):
     return keras.layers.Activation("linear", dtype="float32", name=f"{part}_output")(tensor)
 
 
+def sampling_layers(spec: Spec, part: str, z, label, example_shape: tuple):
+    """A decoder's or generator's layers on tensors ``z`` and ``label``: the example tensor (the label ignored when
+    not conditional)."""
+    from framework.build.model import apply_layers
+
+    keras = _keras()
+    joined = keras.layers.Concatenate(name=f"{part}_z_and_label")([z, label]) if spec.model.conditional else z
+    return _to_example(apply_layers(spec, part, joined), example_shape, part)
+
+
+def reading_layers(spec: Spec, part: str, x, label, head_units: int):
+    """An encoder's or discriminator's layers on tensors ``x`` and ``label``: ``Dense(head_units)`` of the declared
+    layers' features."""
+    from framework.build.model import apply_layers
+
+    keras = _keras()
+    seen = label_channels_layer()(name=f"{part}_with_label")([x, label]) if spec.model.conditional else x
+    features = apply_layers(spec, part, seen)
+    if len(features.shape) > 2:
+        features = keras.layers.Flatten(name=f"{part}_flatten")(features)
+    return keras.layers.Dense(head_units, dtype="float32", name=f"{part}_head")(features)
+
+
+def network_inputs(example_shape: tuple, classes: int):
+    """Input tensors ``(example, one-hot label)``."""
+    keras = _keras()
+    return keras.Input(tuple(example_shape), name="example"), keras.Input((classes,), name="label")
+
+
 def sampling_network(spec: Spec, part: str, example_shape: tuple, classes: int, latent_dim: int):
     """A decoder or generator: ``[z, one_hot] -> example`` (the label ignored when not conditional)."""
+    from framework.build.model import model_name
+
     keras = _keras()
-    z = keras.Input((latent_dim,), name="z")
-    label = keras.Input((classes,), name="label")
-    joined = keras.layers.Concatenate(name="z_and_label")([z, label]) if spec.model.conditional else z
-    body = _network(spec, part, tuple(joined.shape[1:]))
-    out = _to_example(body(joined), example_shape, part)
-    return keras.Model([z, label], out, name=f"{body.name}")
+    z, label = keras.Input((latent_dim,), name="z"), keras.Input((classes,), name="label")
+    return _model([z, label], sampling_layers(spec, part, z, label, example_shape), model_name(spec, part))
 
 
 def reading_network(spec: Spec, part: str, example_shape: tuple, classes: int, head_units: int):
     """An encoder or discriminator: ``[example, one_hot] -> Dense(head_units)`` of the declared layers' features."""
-    keras = _keras()
-    x = keras.Input(tuple(example_shape), name="example")
-    label = keras.Input((classes,), name="label")
-    seen = label_channels_layer()(name="with_label")([x, label]) if spec.model.conditional else x
-    body = _network(spec, part, tuple(seen.shape[1:]))
-    features = body(seen)
-    if len(features.shape) > 2:
-        features = keras.layers.Flatten(name=f"{part}_flatten")(features)
-    head = keras.layers.Dense(head_units, dtype="float32", name=f"{part}_head")(features)
-    return keras.Model([x, label], head, name=body.name)
+    from framework.build.model import model_name
+
+    x, label = network_inputs(example_shape, classes)
+    return _model([x, label], reading_layers(spec, part, x, label, head_units), model_name(spec, part))
+
+
+def _model(inputs, outputs, name: str):
+    try:
+        return _keras().Model(inputs, outputs, name=name)
+    except Exception as exc:  # e.g. the same layer name in two of the model's layer lists
+        raise SpecError(f"cannot connect the model: {exc}", path="model") from None
 
 
 def class_count(splits, spec: Spec) -> int:
@@ -158,18 +180,18 @@ def build_generative(spec: Spec, example_shape: tuple, classes: int, steps_per_e
     private = spec.dp is not None
     optimizers: dict[str, Any] = {}
     if m.kind == "vae":
-        encoder = reading_network(spec, "encoder", example_shape, classes, 2 * m.latent_dim)
-        decoder = sampling_network(spec, "decoder", example_shape, classes, m.latent_dim)
         settings = dict(latent_dim=m.latent_dim, classes=classes, conditional=m.conditional, beta=m.beta,
                         reconstruction=m.reconstruction, seed=spec.seed, name=_name(spec))
         if private:  # one DP-SGD model whose per-example loss is the negative ELBO (privacy/generative.py)
             from framework.privacy.generative import private_vae
 
-            model = private_vae(encoder, decoder, example_shape=example_shape, **settings)
+            model = private_vae(spec, example_shape=example_shape, **settings)
             loss, dp_model = model.row_loss, model
         else:
             from framework.build.vae import VAE
 
+            encoder = reading_network(spec, "encoder", example_shape, classes, 2 * m.latent_dim)
+            decoder = sampling_network(spec, "decoder", example_shape, classes, m.latent_dim)
             model = VAE(encoder, decoder, **settings)
     else:
         from framework.build.gan import GAN

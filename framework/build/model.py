@@ -57,12 +57,42 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
     """
     import keras
 
+    inputs, outputs = _connect(spec, data_shape, input_layers, part, None)
+    try:
+        return keras.Model(
+            inputs=inputs[0] if len(inputs) == 1 else inputs,
+            outputs=outputs[0] if len(outputs) == 1 else outputs,
+            name=model_name(spec, part),
+        )
+    except Exception as exc:
+        raise SpecError(f"cannot connect the model: {exc}", path="model") from None
+
+
+def model_name(spec: Spec, part: str = "layers") -> str:
+    return spec.name.replace(".", "_") + ("" if part == "layers" else f"_{part}")
+
+
+def apply_layers(spec: Spec, part: str, tensor):
+    """A generative model's layer list (``part``) called on ``tensor`` in the caller's graph: its output tensor.
+
+    The layers join the caller's functional graph directly (no nested model), so every layer is called once in the
+    whole model, as DP-SGD's ghost clipping needs (privacy/step.py).
+    """
+    return _connect(spec, tuple(tensor.shape[1:]), None, part, tensor)[1][0]
+
+
+def _connect(spec: Spec, data_shape, input_layers, part: str, input_tensor):
+    """(input tensors, output tensors) of the declared layers, on new inputs or on ``input_tensor``."""
+    import keras
+
     model_spec = spec.model
     layer_specs = getattr(model_spec, part)
     nodes: dict[str, Any] = {}
     layers_by_name: dict[str, Any] = {}
     graph_inputs = model_spec.inputs if part == "layers" else None
-    if graph_inputs:
+    if input_tensor is not None:
+        inputs = [input_tensor]
+    elif graph_inputs:
         inputs = []
         for i, input_spec in enumerate(model_spec.inputs):
             try:
@@ -143,11 +173,4 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
         outputs = [nodes[n] for n in model_spec.outputs]
     else:
         outputs = [previous]
-    try:
-        return keras.Model(
-            inputs=inputs[0] if len(inputs) == 1 else inputs,
-            outputs=outputs[0] if len(outputs) == 1 else outputs,
-            name=spec.name.replace(".", "_") + ("" if part == "layers" else f"_{part}"),
-        )
-    except Exception as exc:
-        raise SpecError(f"cannot connect the model: {exc}", path="model") from None
+    return inputs, outputs

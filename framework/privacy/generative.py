@@ -11,7 +11,7 @@
 Accounting, Poisson sampling and the secret noise seeds are the classifier's (privacy/plan.py, sampling.py,
 randomness.py): one private step per batch, so ``model.optimizer.iterations`` counts the accountant's steps.
 
-    >>> vae = private_vae(encoder, decoder, example_shape=(28, 28, 1), classes=10, latent_dim=16, ...)
+    >>> vae = private_vae(spec, example_shape=(28, 28, 1), classes=10, latent_dim=16, ...)
     >>> vae.configure_privacy(l2_norm_clip=1.0, noise_multiplier=1.1, expected_batch_size=256, loss=vae.row_loss, ...)
 """
 
@@ -53,7 +53,7 @@ class PrivateVAE(DPSGDModel):
 
     @property
     def generator_network(self):
-        return self.decoder
+        return self.decoder.get()
 
     @property
     def metrics(self):
@@ -91,18 +91,39 @@ class PrivateVAE(DPSGDModel):
         return {t.name: t.result() for t in self.metrics}
 
 
-def private_vae(encoder, decoder, *, example_shape: tuple, classes: int, latent_dim: int, **settings) -> PrivateVAE:
-    """The VAE of ``encoder`` and ``decoder`` (build/generative.py) as one DP-SGD model."""
-    x = keras.Input(tuple(example_shape), name="example")
-    label = keras.Input((classes,), name="label")
+def private_vae(spec, *, example_shape: tuple, classes: int, latent_dim: int, **settings) -> PrivateVAE:
+    """The VAE of the spec's encoder and decoder layers as one flat DP-SGD model (no nested networks, so ghost
+    clipping applies when every layer with weights is a Dense or Conv2D)."""
+    from framework.build.generative import network_inputs, reading_layers, sampling_layers
+
+    x, label = network_inputs(example_shape, classes)
     noise = keras.Input((latent_dim,), name="noise")
-    stats = encoder([x, label])
+    stats = reading_layers(spec, "encoder", x, label, 2 * latent_dim)
     mean, log_var = stats[:, :latent_dim], stats[:, latent_dim:]
-    out = decoder([mean + ops.exp(0.5 * log_var) * noise, label])
+    z = mean + ops.exp(0.5 * log_var) * noise
+    out = sampling_layers(spec, "decoder", z, label, example_shape)
     packed = keras.layers.Concatenate(dtype="float32")([keras.layers.Flatten()(out), mean, log_var])
     model = PrivateVAE(inputs=[x, label, noise], outputs=packed, name=settings.pop("name", "vae"))
-    model.setup(decoder=decoder, latent_dim=latent_dim, classes=classes, **settings)
+    model.setup(decoder=_Subgraph([z, label], out, f"{model.name}_decoder"), latent_dim=latent_dim, classes=classes,
+                **settings)
     return model
+
+
+class _Subgraph:
+    """A part of a functional graph made into a model of its own when first asked for.
+
+    Making it calls its layers again (Keras clones the graph from an inner tensor), so it waits until after
+    ``configure_privacy`` has chosen ghost clipping, which needs each layer called once. A plain object, so Keras
+    does not track it as a layer of the model holding it.
+    """
+
+    def __init__(self, inputs, outputs, name: str):
+        self.inputs, self.outputs, self.name, self.model = inputs, outputs, name, None
+
+    def get(self):
+        if self.model is None:
+            self.model = keras.Model(self.inputs, self.outputs, name=self.name)
+        return self.model
 
 
 def pair_loss(kind: str):

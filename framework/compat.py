@@ -90,3 +90,20 @@ def text_tokens(vectorizer, texts) -> list[list[str]]:
     tokens = preprocess(tf.constant([str(t) for t in texts]))
     rows = tokens.to_list() if hasattr(tokens, "to_list") else tokens.numpy().tolist()
     return [[t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in row if t] for row in rows]
+
+
+def kymatio_scattering2d():
+    """kymatio's TensorFlow 2-D scattering class. Imported from its own module: ``kymatio.keras`` and
+    ``kymatio.tensorflow`` also import the 3-D transform, which needs ``scipy.special.sph_harm`` (gone in SciPy 1.17)."""
+    try:
+        from kymatio.scattering2d.frontend.tensorflow_frontend import ScatteringTensorFlow2D
+    except ModuleNotFoundError as exc:
+        if exc.name == "kymatio":
+            from framework.errors import SpecError
+
+            raise SpecError("Scattering2D needs kymatio: pip install 'framework[scattering]' (or pip install kymatio)",
+                            path="model.layers") from None
+        raise _missing("kymatio.scattering2d.frontend.tensorflow_frontend", "kymatio") from None
+    except ImportError:
+        raise _missing("kymatio.scattering2d.frontend.tensorflow_frontend", "kymatio") from None
+    return ScatteringTensorFlow2D

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-INTERNALS = re.compile(r"keras\.src|tensorflow\.python|keras_tuner\.src|_read_array_header|\._loss_tracker|_inbound_nodes|\._preprocess\(")
+INTERNALS = re.compile(r"keras\.src|tensorflow\.python|keras_tuner\.src|kymatio\.scattering2d|_read_array_header|\._loss_tracker|_inbound_nodes|\._preprocess\(")
 
 
 def test_every_accessor_works_with_the_installed_libraries():
@@ -26,6 +26,7 @@ def test_every_accessor_works_with_the_installed_libraries():
     compat.quiet_keras_tuner()
     vectorizer = keras.layers.TextVectorization()
     assert compat.text_tokens(vectorizer, ["A good, GOOD film!", ""]) == [["a", "good", "good", "film"], []]
+    assert callable(compat.kymatio_scattering2d()(J=1, shape=(4, 4)).scattering)
 
 
 def test_no_other_module_uses_library_internals():

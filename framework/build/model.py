@@ -49,15 +49,17 @@ def output_names(spec: Spec) -> list[str]:
 
 
 def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_layers: list | None = None,
-                part: str = "layers"):
+                part: str = "layers", start: int = 0):
     """Build the Keras model a spec declares, with ``[regularization]`` applied to its layers.
 
     ``input_layers`` (augmentation placed in the model) are applied to the input first. ``part``: which layer list
     of [model] (a generative model's ``encoder``, ``generator``, ...: list form, on an input of ``data_shape``).
+    ``start``: build from this layer of a list-form model on, on inputs of ``data_shape`` (see
+    :func:`fixed_feature_layers`).
     """
     import keras
 
-    inputs, outputs = _connect(spec, data_shape, input_layers, part, None)
+    inputs, outputs = _connect(spec, data_shape, input_layers, part, None, start)
     try:
         return keras.Model(
             inputs=inputs[0] if len(inputs) == 1 else inputs,
@@ -81,8 +83,27 @@ def apply_layers(spec: Spec, part: str, tensor):
     return _connect(spec, tuple(tensor.shape[1:]), None, part, tensor)[1][0]
 
 
-def _connect(spec: Spec, data_shape, input_layers, part: str, input_tensor):
-    """(input tensors, output tensors) of the declared layers, on new inputs or on ``input_tensor``."""
+def fixed_feature_layers(spec: Spec, augmented_in_model: bool = False) -> int:
+    """How many leading layers of a list-form model compute fixed features (``fixed_features = True`` on the class,
+    e.g. Scattering2D): no weights, no randomness, nothing fitted, so the engine computes them once per example
+    before training instead of in every step (train/prepare.py). 0 when anything would differ: the graph form,
+    augmentation placed in the model, a text input."""
+    model_spec = spec.model
+    if model_spec.generative or model_spec.inputs or augmented_in_model or spec.data.text is not None:
+        return 0
+    count = 0
+    for i, layer_spec in enumerate(model_spec.layers):
+        if layer_spec.reuse is not None or layer_spec.inputs is not None or layer_spec.repeat != 1:
+            break
+        if not getattr(registry.get("layer", layer_spec.type, path=f"model.layers[{i}].type"), "fixed_features", False):
+            break
+        count += 1
+    return count if count < len(model_spec.layers) else 0
+
+
+def _connect(spec: Spec, data_shape, input_layers, part: str, input_tensor, start: int = 0):
+    """(input tensors, output tensors) of the declared layers from the ``start``-th, on new inputs or on
+    ``input_tensor``."""
     import keras
 
     model_spec = spec.model
@@ -102,7 +123,7 @@ def _connect(spec: Spec, data_shape, input_layers, part: str, input_tensor):
             nodes[input_spec.name] = tensor
             inputs.append(tensor)
     else:
-        shape = list_input_shape(spec, data_shape) if part == "layers" else data_shape
+        shape = list_input_shape(spec, data_shape) if part == "layers" and not start else data_shape
         try:
             # a text column arrives as one string per example
             dtype = "string" if spec.data.text is not None else None
@@ -126,6 +147,8 @@ def _connect(spec: Spec, data_shape, input_layers, part: str, input_tensor):
     reg = spec.regularization
     last = len(layer_specs) - 1
     for i, layer_spec in enumerate(layer_specs):
+        if i < start:
+            continue
         path = f"model.{part}[{i}]"
         for copy in range(layer_spec.repeat):
             last_copy = copy == layer_spec.repeat - 1

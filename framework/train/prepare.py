@@ -58,6 +58,9 @@ class Built:
     privacy: Any = None  # a PrivacyPlan when the spec has [privacy] and the data is known
     facts: dict = None  # what building found (vocabulary size, layers loaded, the teacher's scores), for metrics.json
     dp_seeds: Any = None  # the DP noise and sampling seeds (privacy.randomness.DPSeeds)
+    #: the model's leading fixed-feature layers (e.g. Scattering2D), computed once per example by `prepare`; ``model``
+    #: is then the rest, trained on their outputs
+    features: Any = None
 
 
 def count_steps(train_examples: int, batch_size: int, poisson: bool) -> int:
@@ -87,12 +90,13 @@ def check_model(spec: Spec):
 
 def build_and_compile(
     spec: Spec, example_shape: tuple[int, ...] | None, steps_per_epoch: int, train_examples: int | None = None,
-    train_inputs: Any = None, splits: Any = None,
+    train_inputs: Any = None, splits: Any = None, features: Any = None,
 ) -> Built:
     """Plan augmentation, build the model, compile it; with [privacy], a DP-SGD model. ``check`` and ``run`` share this.
 
     ``train_inputs`` (the training split's inputs) adapt layers such as TextVectorization before compiling.
-    ``steps_per_epoch`` comes from :func:`count_steps` (``check`` passes 1: no data).
+    ``steps_per_epoch`` comes from :func:`count_steps` (``check`` passes 1: no data). ``features``: the fixed-feature
+    model :func:`fixed_features` made; the model is then built from the layers after them, on their outputs.
     """
     from framework.build.adapt import adapt_to_data
     from framework.build.model import list_input_shape
@@ -107,7 +111,10 @@ def build_and_compile(
         model, privacy, seeds = build_generative(spec, shape, class_count(splits, spec), steps_per_epoch, plan,
                                                  train_examples)
         return Built(model, plan, False, privacy, generation_facts(model), seeds)
-    model = build_model(spec, example_shape, input_layers=plan.model_layers())
+    if features is not None:
+        model = build_model(spec, tuple(features.output_shape[1:]), start=len(features.layers) - 1)
+    else:
+        model = build_model(spec, example_shape, input_layers=plan.model_layers())
     facts = adapt_to_data(model, train_inputs) if train_inputs is not None else {}
     facts.update(initialise_and_freeze(model, spec))
     if spec.distill is not None and not spec.distill.teacher.startswith(LATEST):  # `check` leaves latest: unresolved
@@ -134,7 +141,33 @@ def build_and_compile(
         privacy, seeds = configure_private_model(
             model, spec, train_examples, steps_per_epoch, keras.losses.get(loss) if isinstance(loss, str) else loss
         )
-    return Built(model, plan, one_hot, privacy, facts, seeds)
+    return Built(model, plan, one_hot, privacy, facts, seeds, features)
+
+
+def fixed_features(spec: Spec, splits):
+    """The model's leading fixed-feature layers (build/model.py's fixed_feature_layers) as a model of their own, and
+    the splits with their inputs replaced by those layers' outputs, computed once; (None, splits) when there are
+    none, the data streams, or augmentation must see the raw examples first."""
+    import dataclasses
+
+    from framework.build.model import fixed_feature_layers
+
+    if getattr(splits, "streams", None) is not None or isinstance(splits.x_train, dict) or spec.augmentation.steps:
+        return None, splits
+    count = fixed_feature_layers(spec)
+    if not count:
+        return None, splits
+    features = build_model(spec.model_copy(update={"model": spec.model.model_copy(
+        update={"layers": spec.model.layers[:count], "outputs": None})}), splits.example_shape)
+
+    import numpy as np
+
+    parts = [x for x in (splits.x_train, splits.x_val, splits.x_test) if x is not None]
+    computed = np.split(features.predict(np.concatenate(parts), batch_size=1024, verbose=0),
+                        np.cumsum([len(x) for x in parts])[:-1])  # one call: one traced function
+    if splits.x_val is None:
+        computed.insert(1, None)
+    return features, dataclasses.replace(splits, x_train=computed[0], x_val=computed[1], x_test=computed[2])
 
 
 @dataclass
@@ -153,10 +186,33 @@ class Prepared:
     strategy: Any = None  # the tf.distribute strategy with [distribute]
     pipeline_state: list = field(default_factory=list)  # pipeline variables a checkpoint carries (the DP sampling seed)
     data_digest: str = ""  # of the training split: a checkpoint resumes only the run of the same data
+    raw_test_rows: Any = None  # a few test examples before fixed features: what the saved model is checked on
 
     @property
     def model(self):
         return self.built.model
+
+    def inference_model(self):
+        """The model as saved and used: raw examples in (fixed features included), without the DP, distillation
+        or worker step."""
+        import keras
+
+        model, spec = self.model, self.spec
+        if spec.model.generative:  # its saved model is the generator (reports/generative.py)
+            return model
+        if spec.dp is not None or spec.distill is not None or spec.distribute is not None:
+            model = keras.Model(model.inputs, model.outputs, name=model.name)
+        features = self.built.features
+        if features is not None:
+            model = keras.Model(features.inputs, model(features.outputs), name=model.name)
+        return model
+
+    def first_test_rows(self, count: int = 8):
+        """A few raw test examples (before fixed features): what the saved model is checked on."""
+        if self.raw_test_rows is not None:
+            return self.raw_test_rows[:count]
+        x = self.splits.x_test
+        return {k: v[:count] for k, v in x.items()} if isinstance(x, dict) else x[:count]
 
     def state_variables(self) -> list:
         """Every variable the remaining epochs depend on, in a fixed order: weights, random generators'
@@ -248,10 +304,12 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         )
     poisson = spec.dp is not None and spec.dp.sampling == "poisson"
     steps = count_steps(splits.train_size, spec.train.batch_size, poisson)
+    raw_test_rows = splits.x_test[:8] if not isinstance(splits.x_test, dict) and splits.streams is None else None
+    features, splits = fixed_features(spec, splits)
     with distribute.scope(strategy):  # variables (model, optimizer) live on every replica
         built = build_and_compile(
             spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train,
-            splits=splits,
+            splits=splits, features=features,
         )
         if not built.model.optimizer.built:  # a GAN builds each optimizer on its own network
             built.model.optimizer.build(built.model.trainable_variables)  # before a checkpoint restores them
@@ -271,7 +329,7 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
     return Prepared(
         spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec), strategy, state,
-        training_data_digest(splits),
+        training_data_digest(splits), raw_test_rows if features is not None else None,
     )
 
 

@@ -39,7 +39,7 @@ class RunFailed(FrameworkError):
 class RunResult:
     folder: RunFolder | None  # None on a multi_worker helper: the chief writes the run folder
     metrics: dict[str, Any]
-    model: Any = None  # the trained Keras model
+    model: Any = None  # the trained Keras model (as saved: raw examples in)
     prepared: Prepared | None = None
 
 
@@ -49,7 +49,7 @@ def _write_inputs(folder: RunFolder, loaded: LoadedSpec, prepared: Prepared) -> 
     resolved["_overrides"] = loaded.overrides
     resolved["spec_version"] = SPEC_VERSION
     folder.write_json(rf.RESOLVED, resolved)
-    folder.write_text(rf.SUMMARY, model_summary(prepared.model))
+    folder.write_text(rf.SUMMARY, model_summary(prepared.inference_model()))
     folder.write_json(
         rf.PREPROCESSING,
         {**prepared.splits.preprocessing, "class_names": prepared.splits.class_names, "sizes": prepared.splits.sizes()},
@@ -172,9 +172,6 @@ def _train(folder: RunFolder, prepared: Prepared, resume: bool) -> RunResult:
 
 def _finish(folder: RunFolder, prepared: Prepared, outcome: FitOutcome) -> RunResult:
     """Evaluate, save and report a fit that ended; mark the folder interrupted or failed otherwise."""
-    import keras
-
-    spec, model = prepared.spec, prepared.model
     timing = {
         "epochs": outcome.epochs,
         "train_seconds": round(outcome.train_seconds, 3),
@@ -248,13 +245,10 @@ def _evaluate_and_save(folder: RunFolder, prepared: Prepared, outcome: FitOutcom
             raise
         predictions = None
     else:
-        saved = model
-        if spec.dp is not None or spec.distill is not None or spec.distribute is not None:
-            # the saved model is for inference: a plain functional model without the DP, distillation or worker step
-            saved = keras.Model(model.inputs, model.outputs, name=model.name)
+        saved = prepared.inference_model()
         saved.save(folder.file(rf.MODEL))
         try:  # a saved model is a loadable model: reloaded as `predict` will, and compared on a few test examples
-            rf.verify_saved_model(folder.path, saved, _first_rows(prepared.splits.x_test, 8))
+            rf.verify_saved_model(folder.path, saved, prepared.first_test_rows())
         except RunError as exc:
             folder.update_metrics(status="failed", reason=str(exc))
             raise
@@ -276,13 +270,7 @@ def _evaluate_and_save(folder: RunFolder, prepared: Prepared, outcome: FitOutcom
     from framework.train.engine import checkpoint_for
 
     checkpoint_for(prepared, folder.path).delete()  # last: until here --resume can finish the run; the DP seeds go with it
-    return RunResult(folder, metrics, model, prepared)
-
-
-def _first_rows(x, count: int):
-    if isinstance(x, dict):
-        return {k: v[:count] for k, v in x.items()}
-    return x[:count]
+    return RunResult(folder, metrics, model if spec.model.generative else saved, prepared)
 
 
 def _class_predictions(model, test_ds, splits):

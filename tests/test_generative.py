@@ -151,6 +151,9 @@ def test_a_conditional_gan_trains_through_the_cli(cli, tmp_path, write_spec):
     ({"model__encoder": [{"type": "Dense", "unitz": 8}]}, "model.encoder[0].unitz"),
     ({"data": {**DATA, "scale": 1.0}}, "data.scale"),  # 0..16 pixels for a Bernoulli reconstruction
     ({"model__decoder": [{"type": "Dense", "units": 60, "activation": "sigmoid"}]}, "model.decoder"),
+    ({"model__encoder": [{"type": "Flatten"}, {"type": "Dense", "units": 8, "name": "hidden"}],  # one flat graph
+      "model__decoder": [{"type": "Dense", "units": 64, "name": "hidden", "activation": "sigmoid"}],
+      "data": {**DATA, "class_names": [str(i) for i in range(10)]}, "privacy": {"noise_multiplier": 1.0}}, "model"),
 ])
 def test_generative_mistakes_are_spec_errors_at_the_key(cli, tmp_path, write_spec, changes, path):
     code, _, err = cli("run", write_spec(_with(TINY_CVAE, **changes)), "--reports", tmp_path)

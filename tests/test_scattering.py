@@ -58,6 +58,8 @@ def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_imag
     run = framework.run(SCATTER_DP, reports=tmp_path / "reports")
     assert run.metrics["status"] == "completed" and run.metrics["test_accuracy"] > 0.5
     raw = load_splits(prepared.spec.data, prepared.spec.seed)
-    assert run.model.input_shape[1:] == (8, 8, 1)  # the saved model starts with the scattering layer
+    assert run.model.input_shape[1:] == (8, 8, 1)  # the saved model is the whole declared model, flat
+    assert [type(layer).__name__ for layer in run.model.layers] == [
+        "InputLayer", "Scattering2D", "GroupNormalization", "Flatten", "Dense", "Activation"]
     predicted = run.model.predict(raw.x_test, verbose=0).argmax(axis=1)
     assert abs(float(np.mean(predicted == raw.y_test)) - run.metrics["test_accuracy"]) <= 1 / len(raw.y_test)

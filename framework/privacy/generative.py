@@ -103,7 +103,13 @@ def private_vae(spec, *, example_shape: tuple, classes: int, latent_dim: int, **
     z = mean + ops.exp(0.5 * log_var) * noise
     out = sampling_layers(spec, "decoder", z, label, example_shape)
     packed = keras.layers.Concatenate(dtype="float32")([keras.layers.Flatten()(out), mean, log_var])
-    model = PrivateVAE(inputs=[x, label, noise], outputs=packed, name=settings.pop("name", "vae"))
+    try:
+        model = PrivateVAE(inputs=[x, label, noise], outputs=packed, name=settings.pop("name", "vae"))
+    except ValueError as exc:  # e.g. the same layer name in the encoder and the decoder: one graph here
+        from framework.errors import SpecError
+
+        raise SpecError(f"cannot connect the model: {exc}; give the layers of model.encoder and model.decoder "
+                        "different names", path="model") from None
     model.setup(decoder=_Subgraph([z, label], out, f"{model.name}_decoder"), latent_dim=latent_dim, classes=classes,
                 **settings)
     return model

@@ -112,7 +112,9 @@ def build_and_compile(
                                                  train_examples)
         return Built(model, plan, False, privacy, generation_facts(model), seeds)
     if features is not None:
-        model = build_model(spec, tuple(features.output_shape[1:]), start=len(features.layers) - 1)
+        from framework.build.model import fixed_feature_layers
+
+        model = build_model(spec, tuple(features.output_shape[1:]), start=fixed_feature_layers(spec))
     else:
         model = build_model(spec, example_shape, input_layers=plan.model_layers())
     facts = adapt_to_data(model, train_inputs) if train_inputs is not None else {}
@@ -147,13 +149,14 @@ def build_and_compile(
 def fixed_features(spec: Spec, splits):
     """The model's leading fixed-feature layers (build/model.py's fixed_feature_layers) as a model of their own, and
     the splits with their inputs replaced by those layers' outputs, computed once; (None, splits) when there are
-    none, the data streams, or augmentation must see the raw examples first."""
+    none, the data streams, or augmentation or a distillation teacher must see the raw examples."""
     import dataclasses
 
     from framework.build.model import fixed_feature_layers
 
-    if getattr(splits, "streams", None) is not None or isinstance(splits.x_train, dict) or spec.augmentation.steps:
-        return None, splits
+    if (getattr(splits, "streams", None) is not None or isinstance(splits.x_train, dict) or spec.augmentation.steps
+            or spec.distill is not None or spec.model.init_from or spec.model.freeze):
+        return None, splits  # a teacher, or weights matched by layer name, need the whole model
     count = fixed_feature_layers(spec)
     if not count:
         return None, splits
@@ -202,9 +205,10 @@ class Prepared:
             return model
         if spec.dp is not None or spec.distill is not None or spec.distribute is not None:
             model = keras.Model(model.inputs, model.outputs, name=model.name)
-        features = self.built.features
-        if features is not None:
-            model = keras.Model(features.inputs, model(features.outputs), name=model.name)
+        if self.built.features is not None:  # the whole declared model, flat, with the trained layers' weights
+            full = build_model(spec, tuple(self.built.features.input_shape[1:]))
+            full.set_weights(model.get_weights())  # the fixed layers have none: the same weights in the same order
+            model = full
         return model
 
     def first_test_rows(self, count: int = 8):
@@ -305,6 +309,7 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     poisson = spec.dp is not None and spec.dp.sampling == "poisson"
     steps = count_steps(splits.train_size, spec.train.batch_size, poisson)
     raw_test_rows = splits.x_test[:8] if not isinstance(splits.x_test, dict) and splits.streams is None else None
+    digest = training_data_digest(splits)  # of the examples as stored, not of computed features
     features, splits = fixed_features(spec, splits)
     with distribute.scope(strategy):  # variables (model, optimizer) live on every replica
         built = build_and_compile(
@@ -329,7 +334,7 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
     return Prepared(
         spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec), strategy, state,
-        training_data_digest(splits), raw_test_rows if features is not None else None,
+        digest, raw_test_rows if features is not None else None,
     )
 
 

@@ -270,7 +270,7 @@ def _evaluate_and_save(folder: RunFolder, prepared: Prepared, outcome: FitOutcom
     from framework.train.engine import checkpoint_for
 
     checkpoint_for(prepared, folder.path).delete()  # last: until here --resume can finish the run; the DP seeds go with it
-    return RunResult(folder, metrics, model if spec.model.generative else saved, prepared)
+    return RunResult(folder, metrics, saved if prepared.built.features is not None else model, prepared)
 
 
 def _class_predictions(model, test_ds, splits):

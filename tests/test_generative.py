@@ -294,3 +294,16 @@ def test_the_private_vae_is_one_flat_graph_whose_ghost_clipping_matches_a_naive_
         np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
     decoder = model.generator_network  # made after the DP step chose ghost clipping; shares the trained weights
     assert {id(v) for v in decoder.weights} < {id(v) for v in model.weights}
+
+
+def test_samples_draw_z_at_the_declared_temperature():
+    import keras
+
+    from framework.build.generative import generate
+
+    z, label = keras.Input((3,)), keras.Input((2,))
+    network = keras.Model([z, label], keras.layers.Concatenate()([z, label]))  # shows the z it was given
+    cold = generate(network, np.array([0, 1, 1]), {"latent_dim": 3, "classes": 2, "temperature": 0.5}, seed=7)
+    plain = generate(network, np.array([0, 1, 1]), {"latent_dim": 3, "classes": 2}, seed=7)
+    np.testing.assert_allclose(cold[:, :3], 0.5 * plain[:, :3], rtol=1e-6)
+    np.testing.assert_array_equal(cold[:, 3:], [[1, 0], [0, 1], [0, 1]])

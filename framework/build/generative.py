@@ -9,7 +9,7 @@ with the same builder as a classifier (build/model.py), so layer names, argument
 - decoder / generator: ``[z, one-hot label]`` concatenated, the declared layers, then a reshape to the example.
 
     >>> model = build_generative(spec, example_shape=(8, 8, 1), classes=10, steps_per_epoch=25)
-    >>> images = generate(model.generator_network, labels=np.arange(10), latent_dim=16, classes=10, seed=0)
+    >>> images = generate(model.generator_network, np.arange(10), generation_facts(model), seed=0)
 """
 
 from __future__ import annotations
@@ -238,10 +238,10 @@ def _with_learning_rate(spec: Spec, learning_rate: float | None) -> Spec:
     return spec.model_copy(update={"train": spec.train.model_copy(update={"optimizer": optimizer})})
 
 
-def generation_facts(model) -> dict[str, Any]:
+def generation_facts(model, temperature: float = 1.0) -> dict[str, Any]:
     """What `sample` needs to draw from the saved generator, for metrics.json."""
     return {"generative": model.kind, "latent_dim": model.latent_dim, "classes": model.classes,
-            "conditional": model.conditional}
+            "conditional": model.conditional, "temperature": temperature}
 
 
 def batched_rows(rows, x, y, batch_size: int) -> np.ndarray:
@@ -258,9 +258,11 @@ def balanced_labels(count: int, classes: int) -> np.ndarray:
     return np.sort(np.arange(count) % classes).astype("int64")
 
 
-def generate(network, labels: np.ndarray, latent_dim: int, classes: int, seed: int, batch_size: int = 512) -> np.ndarray:
-    """Examples from a decoder or generator network for the given class ids, with z ~ N(0, I) drawn from ``seed``."""
+def generate(network, labels: np.ndarray, facts: dict, seed: int, batch_size: int = 512) -> np.ndarray:
+    """Examples from a decoder or generator network for the given class ids, with z ~ N(0, t² I) drawn from
+    ``seed``; ``facts``: :func:`generation_facts` (latent_dim, classes, temperature t, 1 when absent)."""
     labels = np.asarray(labels, dtype="int64")
-    z = np.random.default_rng(seed).standard_normal((len(labels), latent_dim)).astype("float32")
-    one_hot = np.eye(classes, dtype="float32")[labels]
+    z = np.random.default_rng(seed).standard_normal((len(labels), facts["latent_dim"])).astype("float32")
+    z *= np.float32(facts.get("temperature", 1.0))
+    one_hot = np.eye(facts["classes"], dtype="float32")[labels]
     return np.asarray(network.predict([z, one_hot], batch_size=batch_size, verbose=0), dtype="float32")

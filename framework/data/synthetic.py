@@ -44,7 +44,7 @@ def draw(folder: str | Path, count: int, seed: int = 0, scaled: bool = False) ->
     facts = generator_facts(folder)
     network = rf.load_run_model(folder)
     labels = balanced_labels(int(count), facts["classes"])
-    x = generate(network, labels, facts["latent_dim"], facts["classes"], seed)
+    x = generate(network, labels, facts, seed)
     if not scaled:
         stats = rf.read_json(folder / rf.PREPROCESSING)
         if stats.get("scale", "none") != "none":  # apply_scaling's inverse: x * divide + shift

@@ -99,17 +99,17 @@ def generative_scores(network, facts: dict, splits, seed: int, private: bool = F
     instead, and real_accuracy is left out."""
     from framework.build.generative import balanced_labels, generate
 
-    classes, latent = facts["classes"], facts["latent_dim"]
+    classes = facts["classes"]
     y_test = np.asarray(splits.y_test)
     x_real, y_real = (splits.x_test, y_test) if private else (splits.x_train, np.asarray(splits.y_train))
     real = train_classifier(x_real, y_real, classes, seed)
-    fakes = generate(network, y_test, latent, classes, seed + 1)
+    fakes = generate(network, y_test, facts, seed + 1)
     scores: dict[str, Any] = {"fid": round(frechet_distance(features_of(real, splits.x_test), features_of(real, fakes)), 4)}
     if not private:
         scores["real_accuracy"] = accuracy(real, splits.x_test, y_test)
     if facts["conditional"]:
         labels = balanced_labels(len(splits.y_train), classes)
-        synthetic = train_classifier(generate(network, labels, latent, classes, seed + 2), labels, classes, seed)
+        synthetic = train_classifier(generate(network, labels, facts, seed + 2), labels, classes, seed)
         scores["synthetic_accuracy"] = accuracy(synthetic, splits.x_test, y_test)
     return scores
 
@@ -125,7 +125,7 @@ def write_samples(network, facts: dict, class_names: list[str] | None, path: Pat
         names = list(class_names) if class_names else [str(c) for c in range(classes)]
     else:
         labels, names = np.zeros(GRID_COLUMNS * GRID_COLUMNS, dtype="int64"), None
-    images = generate(network, labels, facts["latent_dim"], classes, seed)
+    images = generate(network, labels, facts, seed)
     return sample_grid(images, path, names, GRID_COLUMNS)
 
 

@@ -110,7 +110,7 @@ def build_and_compile(
 
         model, privacy, seeds = build_generative(spec, shape, class_count(splits, spec), steps_per_epoch, plan,
                                                  train_examples)
-        return Built(model, plan, False, privacy, generation_facts(model), seeds)
+        return Built(model, plan, False, privacy, generation_facts(model, spec.model.temperature), seeds)
     if features is not None:
         from framework.build.model import fixed_feature_layers
 

@@ -41,6 +41,13 @@ class GenerativeFields(StrictModel):
         ),
     )
     latent_dim: int = Field(16, ge=1, le=4096, description="VAE/GAN: size of the latent code z ~ N(0, I).")
+    temperature: float = Field(
+        1.0, gt=0, le=10,
+        description=(
+            "VAE/GAN: samples (samples.png, synthetic_accuracy, fid, `sample`, data.synthetic) draw z ~ N(0, t² I) "
+            "with this t; below 1 trades variety for typical examples (the truncation trick). Training is unchanged."
+        ),
+    )
     conditional: bool = Field(
         True,
         description=(

@@ -107,6 +107,22 @@ def test_one_hot_convolution_cuts_the_same_patches_as_extract_patches(size, chan
     np.testing.assert_array_equal(one_hot.numpy(), extracted.numpy())  # bit for bit: copies, not sums
 
 
+@pytest.mark.parametrize("size, kernel, strides, padding", [(28, 8, 2, "same"), (9, 3, 1, "valid"), (10, (3, 2), (2, 1), "same")])
+def test_single_channel_kernel_gradients_equal_the_patches_product(size, kernel, strides, padding):
+    import keras
+    import tensorflow as tf
+
+    from framework.privacy.step import conv_patches, single_channel_kernel_gradients
+
+    rng = np.random.default_rng(0)
+    layer = keras.layers.Conv2D(4, kernel, strides=strides, padding=padding)
+    a = tf.constant(rng.normal(size=(3, size, size, 1)).astype("float32"))
+    d = tf.constant(rng.normal(size=tuple(layer(a).shape)).astype("float32"))
+    patches = tf.reshape(conv_patches(layer, a, one_hot=False), [3, -1, int(np.prod(layer.kernel_size))])
+    expected = tf.matmul(patches, tf.reshape(d, [3, -1, 4]), transpose_a=True)
+    np.testing.assert_allclose(single_channel_kernel_gradients(layer, a, d).numpy(), expected.numpy(), atol=1e-5)
+
+
 def test_layers_ghost_clipping_does_not_cover_use_the_vectorized_path(tmp_path):
     layers = [{"type": "Dense", "units": 8}, {"type": "LayerNormalization"}, {"type": "Dense", "units": 10, "activation": "softmax"}]
     _, built = dp_model(tmp_path, model={"layers": layers})

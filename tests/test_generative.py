@@ -307,3 +307,8 @@ def test_samples_draw_z_at_the_declared_temperature():
     plain = generate(network, np.array([0, 1, 1]), {"latent_dim": 3, "classes": 2}, seed=7)
     np.testing.assert_allclose(cold[:, :3], 0.5 * plain[:, :3], rtol=1e-6)
     np.testing.assert_array_equal(cold[:, 3:], [[1, 0], [0, 1], [0, 1]])
+
+
+def test_the_audit_command_on_a_generative_run_says_to_audit_during_training(cli, cvae_run):
+    code, _, err = cli("audit", cvae_run.folder)
+    assert code == 2 and "privacy.audit = true" in err and "Traceback" not in err

@@ -62,6 +62,11 @@ def audit_run(folder: str | Path, model=None, splits=None) -> dict:
     from framework.spec.load import validate_resolved
 
     run = rf.RunFolder(Path(folder))
+    if model is None and run.metrics().get("generative"):
+        from framework.errors import RunError
+
+        raise RunError("a generative run saves only its decoder or generator, and the audit's loss needs the "
+                       "encoder or discriminator too; audit it while it trains: privacy.audit = true", path=str(run.path))
     if splits is None:
         spec = validate_resolved(run.read_json(rf.RESOLVED), run.path)
         splits = load_splits(spec.data, spec.seed)

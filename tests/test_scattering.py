@@ -45,21 +45,21 @@ def test_a_size_the_scales_do_not_divide_is_a_spec_error_at_the_layer(cli, write
 
 
 def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_images(tmp_path):
-    import framework
+    from framework.api import open_run
     from framework.data import load_splits
     from framework.spec.load import load_spec_input
-    from framework.train.prepare import prepare
+    from framework.train.run import run_experiment
 
-    prepared = prepare(load_spec_input(SCATTER_DP))
+    result = run_experiment(load_spec_input(SCATTER_DP), tmp_path / "reports")
+    prepared = result.prepared
     assert prepared.splits.x_train.shape[1:] == (2, 2, 81)  # the scattering coefficients, computed once
     assert prepared.model.input_shape[1:] == (2, 2, 81) and prepared.model.clipping == "ghost"
     assert [type(layer).__name__ for layer in prepared.built.features.layers] == ["InputLayer", "Scattering2D"]
+    assert result.metrics["status"] == "completed" and result.metrics["test_accuracy"] > 0.5
 
-    run = framework.run(SCATTER_DP, reports=tmp_path / "reports")
-    assert run.metrics["status"] == "completed" and run.metrics["test_accuracy"] > 0.5
-    raw = load_splits(prepared.spec.data, prepared.spec.seed)
-    assert run.model.input_shape[1:] == (8, 8, 1)  # the saved model is the whole declared model, flat
-    assert [type(layer).__name__ for layer in run.model.layers] == [
+    saved = open_run(result.folder.path).model  # model.keras: the whole declared model, flat, on raw 8x8 digits
+    assert [type(layer).__name__ for layer in saved.layers] == [
         "InputLayer", "Scattering2D", "GroupNormalization", "Flatten", "Dense", "Activation"]
-    predicted = run.model.predict(raw.x_test, verbose=0).argmax(axis=1)
-    assert abs(float(np.mean(predicted == raw.y_test)) - run.metrics["test_accuracy"]) <= 1 / len(raw.y_test)
+    raw = load_splits(prepared.spec.data, prepared.spec.seed)
+    predicted = saved.predict(raw.x_test, verbose=0).argmax(axis=1)
+    assert abs(float(np.mean(predicted == raw.y_test)) - result.metrics["test_accuracy"]) <= 1 / len(raw.y_test)

@@ -61,7 +61,8 @@ class DPSGDModel(keras.Model):
             total = tf.reduce_sum(self.loss_per_row(y, predictions) * tf.cast(weights, predictions.dtype))
         output_grads = tape.gradient(total, pre_activations)
         self._batch_loss = total / tf.maximum(tf.reduce_sum(tf.cast(weights, total.dtype)), 1.0)
-        pieces = [_layer_pieces(layer, a, d) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
+        xla = bool(self.jit_compile)
+        pieces = [_layer_pieces(layer, a, d, xla) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
         norms = tf.sqrt(tf.add_n([squared for squared, _ in pieces]))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12))
         by_variable = {}
@@ -143,12 +144,12 @@ def ghost_layers(model) -> list | None:
     return trainable
 
 
-def _layer_pieces(layer, a, d):
+def _layer_pieces(layer, a, d, xla: bool = False):
     """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables)."""
     a, d = tf.cast(a, tf.float32), tf.cast(d, tf.float32)
     if isinstance(layer, keras.layers.Conv2D):
         batch = tf.shape(a)[0]
-        if a.shape[-1] == 1 and not tf.config.list_logical_devices("GPU"):
+        if a.shape[-1] == 1 and not xla and not tf.config.list_logical_devices("GPU"):  # XLA: ~500x slower
             per_example = single_channel_kernel_gradients(layer, a, d)
         else:
             patches = tf.reshape(conv_patches(layer, a), [batch, -1, layer.kernel_size[0] * layer.kernel_size[1] * a.shape[-1]])
@@ -177,7 +178,8 @@ def _layer_pieces(layer, a, d):
 def single_channel_kernel_gradients(layer, a, d):
     """Each example's kernel gradient of a Conv2D on one input channel, (batch, kh*kw, cout), as one depthwise
     filter gradient with the examples as channels: on CPU several times faster than cutting the patches (the MNIST
-    CNN's first layer; see benchmarks/dp_overhead.py), and the same sums."""
+    CNN's first layer; see benchmarks/dp_overhead.py), and the same sums. Not under XLA, whose CPU version of this
+    op is hundreds of times slower."""
     kh, kw = layer.kernel_size
     sh, sw = layer.strides
     batch, rows, cols, cout = tf.shape(d)[0], tf.shape(d)[1], tf.shape(d)[2], d.shape[-1]

@@ -97,26 +97,19 @@ def network_inputs(example_shape: tuple, classes: int):
 
 def sampling_network(spec: Spec, part: str, example_shape: tuple, classes: int, latent_dim: int):
     """A decoder or generator: ``[z, one_hot] -> example`` (the label ignored when not conditional)."""
-    from framework.build.model import model_name
+    from framework.build.model import connect_model, model_name
 
     keras = _keras()
     z, label = keras.Input((latent_dim,), name="z"), keras.Input((classes,), name="label")
-    return _model([z, label], sampling_layers(spec, part, z, label, example_shape), model_name(spec, part))
+    return connect_model([z, label], sampling_layers(spec, part, z, label, example_shape), model_name(spec, part))
 
 
 def reading_network(spec: Spec, part: str, example_shape: tuple, classes: int, head_units: int):
     """An encoder or discriminator: ``[example, one_hot] -> Dense(head_units)`` of the declared layers' features."""
-    from framework.build.model import model_name
+    from framework.build.model import connect_model, model_name
 
     x, label = network_inputs(example_shape, classes)
-    return _model([x, label], reading_layers(spec, part, x, label, head_units), model_name(spec, part))
-
-
-def _model(inputs, outputs, name: str):
-    try:
-        return _keras().Model(inputs, outputs, name=name)
-    except Exception as exc:  # e.g. the same layer name in two of the model's layer lists
-        raise SpecError(f"cannot connect the model: {exc}", path="model") from None
+    return connect_model([x, label], reading_layers(spec, part, x, label, head_units), model_name(spec, part))
 
 
 def class_count(splits, spec: Spec) -> int:

@@ -57,17 +57,20 @@ def build_model(spec: Spec, data_shape: tuple[int, ...] | None = None, input_lay
     ``start``: build from this layer of a list-form model on, on inputs of ``data_shape`` (see
     :func:`fixed_feature_layers`).
     """
+    inputs, outputs = _connect(spec, data_shape, input_layers, part, None, start)
+    return connect_model(inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs,
+                         model_name(spec, part))
+
+
+def connect_model(inputs, outputs, name: str, model_class=None, hint: str = ""):
+    """``model_class(inputs, outputs)`` (a functional keras.Model by default); Keras's refusal (e.g. a layer name used
+    twice) as a SpecError at ``model``, followed by ``hint``."""
     import keras
 
-    inputs, outputs = _connect(spec, data_shape, input_layers, part, None, start)
     try:
-        return keras.Model(
-            inputs=inputs[0] if len(inputs) == 1 else inputs,
-            outputs=outputs[0] if len(outputs) == 1 else outputs,
-            name=model_name(spec, part),
-        )
+        return (model_class or keras.Model)(inputs=inputs, outputs=outputs, name=name)
     except Exception as exc:
-        raise SpecError(f"cannot connect the model: {exc}", path="model") from None
+        raise SpecError(f"cannot connect the model: {exc}{hint}", path="model") from None
 
 
 def model_name(spec: Spec, part: str = "layers") -> str:
@@ -83,13 +86,15 @@ def apply_layers(spec: Spec, part: str, tensor):
     return _connect(spec, tuple(tensor.shape[1:]), None, part, tensor)[1][0]
 
 
-def fixed_feature_layers(spec: Spec, augmented_in_model: bool = False) -> int:
+def fixed_feature_layers(spec: Spec) -> int:
     """How many leading layers of a list-form model compute fixed features (``fixed_features = True`` on the class,
     e.g. Scattering2D): no weights, no randomness, nothing fitted, so the engine computes them once per example
-    before training instead of in every step (train/prepare.py). 0 when anything would differ: the graph form,
-    augmentation placed in the model, a text input."""
+    before training instead of in every step (train/prepare.py). 0 when anything needs the whole model or the raw
+    examples: the graph form, a text input, augmentation, a distillation teacher, layers matched by name
+    (``init_from``, ``freeze``)."""
     model_spec = spec.model
-    if model_spec.generative or model_spec.inputs or augmented_in_model or spec.data.text is not None:
+    if (model_spec.generative or model_spec.inputs or spec.data.text is not None or spec.augmentation.steps
+            or spec.distill is not None or model_spec.init_from or model_spec.freeze):
         return 0
     count = 0
     for i, layer_spec in enumerate(model_spec.layers):

@@ -95,6 +95,7 @@ def private_vae(spec, *, example_shape: tuple, classes: int, latent_dim: int, **
     """The VAE of the spec's encoder and decoder layers as one flat DP-SGD model (no nested networks, so ghost
     clipping applies when every layer with weights is a Dense or Conv2D)."""
     from framework.build.generative import network_inputs, reading_layers, sampling_layers
+    from framework.build.model import connect_model
 
     x, label = network_inputs(example_shape, classes)
     noise = keras.Input((latent_dim,), name="noise")
@@ -103,13 +104,8 @@ def private_vae(spec, *, example_shape: tuple, classes: int, latent_dim: int, **
     z = mean + ops.exp(0.5 * log_var) * noise
     out = sampling_layers(spec, "decoder", z, label, example_shape)
     packed = keras.layers.Concatenate(dtype="float32")([keras.layers.Flatten()(out), mean, log_var])
-    try:
-        model = PrivateVAE(inputs=[x, label, noise], outputs=packed, name=settings.pop("name", "vae"))
-    except ValueError as exc:  # e.g. the same layer name in the encoder and the decoder: one graph here
-        from framework.errors import SpecError
-
-        raise SpecError(f"cannot connect the model: {exc}; give the layers of model.encoder and model.decoder "
-                        "different names", path="model") from None
+    model = connect_model([x, label, noise], packed, settings.pop("name", "vae"), PrivateVAE,
+                          "; the layers of model.encoder and model.decoder share one graph here: give them different names")
     model.setup(decoder=_Subgraph([z, label], out, f"{model.name}_decoder"), latent_dim=latent_dim, classes=classes,
                 **settings)
     return model

@@ -149,14 +149,13 @@ def build_and_compile(
 def fixed_features(spec: Spec, splits):
     """The model's leading fixed-feature layers (build/model.py's fixed_feature_layers) as a model of their own, and
     the splits with their inputs replaced by those layers' outputs, computed once; (None, splits) when there are
-    none, the data streams, or augmentation or a distillation teacher must see the raw examples."""
+    none or the data streams (it is not in memory)."""
     import dataclasses
 
     from framework.build.model import fixed_feature_layers
 
-    if (getattr(splits, "streams", None) is not None or isinstance(splits.x_train, dict) or spec.augmentation.steps
-            or spec.distill is not None or spec.model.init_from or spec.model.freeze):
-        return None, splits  # a teacher, or weights matched by layer name, need the whole model
+    if getattr(splits, "streams", None) is not None or isinstance(splits.x_train, dict):
+        return None, splits
     count = fixed_feature_layers(spec)
     if not count:
         return None, splits
@@ -308,9 +307,10 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         )
     poisson = spec.dp is not None and spec.dp.sampling == "poisson"
     steps = count_steps(splits.train_size, spec.train.batch_size, poisson)
-    raw_test_rows = splits.x_test[:8] if not isinstance(splits.x_test, dict) and splits.streams is None else None
     digest = training_data_digest(splits)  # of the examples as stored, not of computed features
-    features, splits = fixed_features(spec, splits)
+    features, featurized = fixed_features(spec, splits)
+    raw_test_rows = None if features is None else splits.x_test[:8]
+    splits = featurized
     with distribute.scope(strategy):  # variables (model, optimizer) live on every replica
         built = build_and_compile(
             spec, splits.example_shape, steps, train_examples=splits.train_size, train_inputs=splits.x_train,
@@ -334,7 +334,7 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
     return Prepared(
         spec, splits, built, train_ds, val_ds, test_ds, steps, [epoch_callback], spec_callbacks(spec), strategy, state,
-        digest, raw_test_rows if features is not None else None,
+        digest, raw_test_rows,
     )
 
 

@@ -1,3 +1,3 @@
-from framework.cli import main
+from framework.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -489,6 +489,14 @@ def main(argv: list[str] | None = None) -> int:
         quiet.show_status = False
 
 
+def entry() -> None:
+    """The process's entry point (``python -m framework``, the ``framework`` script): ``main``, then the exit
+    without the interpreter's teardown (framework/process.py)."""
+    from framework.process import end_process
+
+    end_process(main())
+
+
 def _main(argv: list[str] | None = None) -> int:
     from framework import quiet
 

@@ -107,3 +107,14 @@ def kymatio_scattering2d():
     except ImportError:
         raise _missing("kymatio.scattering2d.frontend.tensorflow_frontend", "kymatio") from None
     return ScatteringTensorFlow2D
+
+
+def run_exit_handlers() -> None:
+    """Run the ``atexit`` handlers now, as the interpreter would at exit (Python has no public call for it).
+    The CLI runs them before ending its process with ``os._exit`` (see ``framework.process``)."""
+    import atexit
+
+    run = getattr(atexit, "_run_exitfuncs", None)
+    if run is None:
+        raise _missing("atexit._run_exitfuncs", "python")
+    run()

@@ -10,6 +10,7 @@ show. The CLI and the Python API (``framework.run``/``check``/``tune``) import T
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import sys
@@ -115,6 +116,9 @@ def import_tensorflow():
             # CUDA's start-up errors on a machine without a GPU print the first time devices are listed
             tensorflow.config.list_physical_devices("GPU")
             _devices_listed = True
+            # TensorFlow's and Keras's module objects live as long as the process: moved out of the garbage
+            # collector's view, its collections during training stop scanning them (~0.3 s of a short run)
+            gc.freeze()
     return tensorflow
 
 

@@ -23,7 +23,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 DATA = {"source": "sklearn:digits", "scale": 0.0625, "reshape": [8, 8, 1], "validation_split": 0.1}
 TINY_CVAE = {
     "name": "tiny_cvae", "seed": 1, "data": {**DATA, "train_limit": 600},
-    "model": {"kind": "vae", "latent_dim": 4,
+    "model": {"kind": "vae", "latent_dim": 4, "score_steps": 200,
               "encoder": [{"type": "Flatten"}, {"type": "Dense", "units": 64, "activation": "relu"}],
               "decoder": [{"type": "Dense", "units": 64, "activation": "relu"},
                           {"type": "Dense", "units": 64, "activation": "sigmoid"}]},
@@ -31,7 +31,7 @@ TINY_CVAE = {
 }
 TINY_CGAN = {
     "name": "tiny_cgan", "seed": 2, "data": {**DATA, "train_limit": 400},
-    "model": {"kind": "gan", "latent_dim": 8, "gan_loss": "hinge", "discriminator_steps": 2,
+    "model": {"kind": "gan", "latent_dim": 8, "gan_loss": "hinge", "discriminator_steps": 2, "score_steps": 20,
               "generator": [{"type": "Dense", "units": 32, "activation": "relu"},
                             {"type": "Dense", "units": 64, "activation": "sigmoid"}],
               "discriminator": [{"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "leaky_relu"},
@@ -195,6 +195,15 @@ def test_synthetic_examples_are_scaled_as_this_run_scales_its_data(cvae_run):
     real, generated = splits.x_train[:100], splits.x_train[100:]
     assert len(generated) == 100 and real.max() > 10  # digits' own units: 0..16, not the generator run's 0..1
     assert generated.max() > 4 and abs(float(generated.mean()) - float(real.mean())) < 3
+
+
+def test_the_score_classifier_trains_for_score_steps_or_five_epochs():
+    from framework.reports.generative import train_classifier
+
+    x = np.random.default_rng(0).random((300, 8, 8, 1), dtype="float32")
+    y = np.arange(300) % 3
+    assert int(train_classifier(x, y, 3, seed=0, min_steps=40).optimizer.iterations) == 40
+    assert int(train_classifier(x, y, 3, seed=0, min_steps=10).optimizer.iterations) == 15  # 5 epochs of 3 batches
 
 
 def test_digits_cvae_spec_checks(cli):

@@ -11,8 +11,8 @@
 
 The fixed classifier (the same for every run, so runs compare): for images (H, W, C), Conv2D 16 3x3 ReLU, max-pool,
 Conv2D 32 3x3 ReLU, max-pool, Dense 128 ReLU, Dense softmax; for flat features, Dense 256 ReLU, Dense 128 ReLU, Dense
-softmax. Adam 1e-3, batch 128, 5 epochs and at least 1000 steps (small data sets get more epochs), seeded from the
-spec's seed.
+softmax. Adam 1e-3, batch 128, 5 epochs and at least ``model.score_steps`` steps (1000 unless the spec says; small
+data sets get more epochs), seeded from the spec's seed.
 
     >>> frechet_distance(features_a, features_b)   # 0 for identical Gaussians
 """
@@ -54,11 +54,11 @@ def evaluation_classifier(example_shape: tuple, classes: int, seed: int):
     return model
 
 
-def train_classifier(x, y, classes: int, seed: int):
+def train_classifier(x, y, classes: int, seed: int, min_steps: int = CLASSIFIER_MIN_STEPS):
     import tensorflow as tf
 
     model = evaluation_classifier(x.shape[1:], classes, seed)
-    steps = max(CLASSIFIER_EPOCHS * math.ceil(len(x) / CLASSIFIER_BATCH), CLASSIFIER_MIN_STEPS)
+    steps = max(CLASSIFIER_EPOCHS * math.ceil(len(x) / CLASSIFIER_BATCH), min_steps)
     # one pass of `steps` reshuffled batches: the same updates as that many epochs, without each epoch's overhead
     data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat().batch(CLASSIFIER_BATCH)
     model.fit(data, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
@@ -93,23 +93,24 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(0.0, np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root)))
 
 
-def generative_scores(network, facts: dict, splits, seed: int, private: bool = False) -> dict[str, Any]:
+def generative_scores(network, facts: dict, splits, seed: int, private: bool = False,
+                      min_steps: int = CLASSIFIER_MIN_STEPS) -> dict[str, Any]:
     """synthetic_accuracy (conditional models only), fid and real_accuracy, as in the module docstring. ``private``
     (a DP run): the private training split is not used; fid's feature classifier trains on the (public) test split
-    instead, and real_accuracy is left out."""
+    instead, and real_accuracy is left out. ``min_steps``: the classifiers' least number of steps (model.score_steps)."""
     from framework.build.generative import balanced_labels, generate
 
     classes = facts["classes"]
     y_test = np.asarray(splits.y_test)
     x_real, y_real = (splits.x_test, y_test) if private else (splits.x_train, np.asarray(splits.y_train))
-    real = train_classifier(x_real, y_real, classes, seed)
+    real = train_classifier(x_real, y_real, classes, seed, min_steps)
     fakes = generate(network, y_test, facts, seed + 1)
     scores: dict[str, Any] = {"fid": round(frechet_distance(features_of(real, splits.x_test), features_of(real, fakes)), 4)}
     if not private:
         scores["real_accuracy"] = accuracy(real, splits.x_test, y_test)
     if facts["conditional"]:
         labels = balanced_labels(len(splits.y_train), classes)
-        synthetic = train_classifier(generate(network, labels, facts, seed + 2), labels, classes, seed)
+        synthetic = train_classifier(generate(network, labels, facts, seed + 2), labels, classes, seed, min_steps)
         scores["synthetic_accuracy"] = accuracy(synthetic, splits.x_test, y_test)
     return scores
 
@@ -143,6 +144,7 @@ def finish_generative(folder, prepared) -> dict[str, Any]:
     one_hot = np.eye(facts["classes"], dtype="float32")[np.arange(4) % facts["classes"]]
     rf.verify_saved_model(folder.path, network, [z, one_hot])
     write_samples(network, facts, prepared.splits.class_names, folder.file(plots.SAMPLES), spec.seed)
-    scores = generative_scores(network, facts, prepared.splits, spec.seed, private=spec.dp is not None)
+    scores = generative_scores(network, facts, prepared.splits, spec.seed, private=spec.dp is not None,
+                               min_steps=spec.model.score_steps)
     keras.utils.set_random_seed(spec.seed)  # the scores reseeded Keras; later steps start from the spec's seed
     return scores

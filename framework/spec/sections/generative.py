@@ -86,6 +86,11 @@ class GenerativeFields(StrictModel):
     generator_learning_rate: float | None = Field(
         None, gt=0, description="GAN: the generator's learning rate (default: train.optimizer's); same optimizer type."
     )
+    score_steps: int = Field(
+        1000, ge=10, le=100_000,
+        description="VAE/GAN: training steps (batch 128, at least 5 epochs) of the fixed classifier behind "
+        "synthetic_accuracy and fid. Fewer: cheaper, cruder scores; scores compare between runs with the same value.",
+    )
 
     @property
     def generative(self) -> bool:

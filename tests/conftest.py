@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,21 @@ os.environ.pop("COLUMNS", None)
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def run_python(code: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new Python process (its own plugin registry and Keras state), from the repository root.
+    It ends as the CLI does (framework/process.py): without the interpreter's teardown, a second per process."""
+    code = textwrap.dedent(code) + "\nfrom framework.process import end_process\nend_process(0)\n"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+
+
+def run_in_process(*args) -> None:
+    """``python -m framework ARGS`` in this process, asserting it succeeds (its output goes to pytest's capture)."""
+    from framework.cli import main
+
+    assert main([str(a) for a in args]) == 0
 
 
 @pytest.fixture

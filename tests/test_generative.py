@@ -227,7 +227,7 @@ def test_a_gan_killed_mid_run_resumes_exactly(cli, tmp_path, write_spec):
     """Both optimizers' states and the latent-code generator are in the checkpoint: the resumed run's history and
     scores are the uninterrupted run's."""
     spec = write_spec(TINY_CGAN, "gan.json")
-    assert _run(spec, tmp_path / "straight").returncode == 0
+    assert cli("run", spec, "--reports", tmp_path / "straight")[0] == 0
     straight = _outcome(next((tmp_path / "straight").iterdir()))
     killed = _run(spec, tmp_path / "killed", {FAULT_ENV: "2:state"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr

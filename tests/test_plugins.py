@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import ROOT, SPECS, tiny_spec
+from conftest import ROOT, SPECS, run_python, tiny_spec
 from framework.errors import SpecError
 from framework.registry import Registry, registry
 
@@ -120,7 +120,7 @@ def _load_in_new_process(folder, *plugin_imports):
         except Exception as exc:
             print("FAILED", exc)
     """)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT).stdout
+    return run_python(code, timeout=120).stdout
 
 
 def test_model_with_plugin_layer_reloads_in_a_new_process(cli, tmp_path):
@@ -129,12 +129,11 @@ def test_model_with_plugin_layer_reloads_in_a_new_process(cli, tmp_path):
     params = json.loads((folder / "metrics.json").read_text())["params"]
     plugins = [ROOT / "plugins" / "tempered.py", ROOT / "plugins" / "balanced_accuracy.py"]
     assert f"LOADED {params}" in _load_in_new_process(folder, *plugins)
-    assert "FAILED" in _load_in_new_process(folder) and "TemperedSigmoid" in _load_in_new_process(folder)
+    without_plugins = _load_in_new_process(folder)
+    assert "FAILED" in without_plugins and "TemperedSigmoid" in without_plugins
     # the run folder knows its plugins: load_run_model imports them itself
-    out = subprocess.run(
-        [sys.executable, "-c", f"from framework.reports.run_folder import load_run_model; print('LOADED', load_run_model({str(folder)!r}).count_params())"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    ).stdout
+    out = run_python(f"from framework.reports.run_folder import load_run_model; print('LOADED', load_run_model({str(folder)!r}).count_params())",
+                     timeout=120).stdout
     assert f"LOADED {params}" in out
 
 
@@ -180,5 +179,5 @@ def test_a_run_whose_plugin_is_gone_names_it(tmp_path):
     folder = next((tmp_path / "r").iterdir())
     code = ("from framework.errors import RunError\nfrom framework.reports.run_folder import load_run_model\n"
             f"try:\n    load_run_model({str(folder)!r})\nexcept RunError as exc:\n    print('RUNERROR', exc)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT).stdout
+    out = run_python(code).stdout
     assert "RUNERROR" in out and "needs the plugin" in out and "tempered.py" in out

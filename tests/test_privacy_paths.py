@@ -222,8 +222,9 @@ def test_layers_tensorflow_cannot_vectorize_train_one_example_at_a_time(cli, wri
     """Embedding -> LayerNormalization -> GRU: tf.vectorized_map fails on it; DP trains it all the same."""
     layers = [{"type": "Embedding", "input_dim": 17, "output_dim": 4}, {"type": "LayerNormalization"},
               {"type": "GRU", "units": 4}, {"type": "Dense", "units": 10, "activation": "softmax"}]
-    metrics, _ = _run(cli, write_spec, tmp_path, data={"source": "sklearn:digits", "scale": 1.0, "validation_split": 0.1},
-                      model={"input_shape": [64], "layers": layers}, train={"epochs": 1, "batch_size": 256, "verbose": 0})
+    metrics, _ = _run(cli, write_spec, tmp_path,
+                      data={"source": "sklearn:digits", "scale": 1.0, "validation_split": 0.1, "train_limit": 300},
+                      model={"input_shape": [64], "layers": layers}, train={"epochs": 1, "batch_size": 128, "verbose": 0})
     assert metrics["status"] == "completed" and metrics["dp_clipping"] == "loop"
     assert metrics["epsilon"] == pytest.approx(_recomputed_epsilon(metrics), rel=1e-9)
 

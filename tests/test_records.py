@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, free_ports
+from conftest import ROOT, free_ports, run_python
 
 from framework.train.checkpoint import FAULT_ENV
 
@@ -131,8 +131,7 @@ def test_splits_are_disjoint_cover_every_row_and_match_another_process(shards):
         f"s = _splits(Path({str(shards / 'parquet.toml')!r}), 'data.scale=none'); "
         "print(json.dumps([sorted(_ids(s.x_train)), sorted(_ids(s.x_val)), sorted(_ids(s.x_test))]))"
     )
-    other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                           check=False)
+    other = run_python(code, env=ENV)
     assert other.returncode == 0, other.stderr[-2000:]
     assert json.loads(other.stdout.strip().splitlines()[-1]) == [sorted(p) for p in parts]
 
@@ -275,6 +274,7 @@ def test_each_worker_reads_only_its_share_of_the_training_files(shards, tmp_path
     assert {i % FILES for i in read[0]} <= {0, 2} and {i % FILES for i in read[1]} == {1}
 
 
+@pytest.mark.slow  # two multi_worker processes (~30 s); the quick suite checks each worker's share in one process
 def test_two_local_workers_train_on_disjoint_tfrecord_shards(shards, tmp_path):
     from framework.data.streaming import SHARD_LOG_ENV
 

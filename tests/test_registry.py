@@ -9,15 +9,13 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_python
 from framework.errors import SpecError
 from framework.registry import BUILTIN, LIST_WORDS, NameClash, Registry, WrongKind
 
 
 def _python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return run_python(code, timeout=timeout)
 
 
 # --- every kind is listed -------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, tiny_spec
+from conftest import ROOT, run_in_process, tiny_spec
 from framework.train.checkpoint import FAULT_ENV, STAGES
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -82,8 +82,7 @@ def straight(tmp_path_factory):
         if name not in cache:
             spec = _spec_file(tmp_path_factory, name)
             reports = tmp_path_factory.mktemp(f"{name}-straight")
-            proc = _run(spec, reports)
-            assert proc.returncode == 0, proc.stderr
+            run_in_process("run", spec, "--reports", reports)  # the killed runs are new processes
             cache[name] = (spec, _outcome(next(reports.iterdir())))
         return cache[name]
 
@@ -195,7 +194,7 @@ def test_a_run_that_stopped_itself_stays_stopped_after_a_kill(cli, tmp_path, wri
     """Killed after max_epsilon or early stopping stopped it (during evaluation or saving): the resume trains no
     further epoch, and ends as the uninterrupted run did (early stopping: with the best epoch's weights)."""
     path = write_spec(STOPPING_SPECS[stopper], "stopping.json")
-    assert _run(path, tmp_path / "straight").returncode == 0
+    assert cli("run", path, "--reports", tmp_path / "straight")[0] == 0
     straight = next((tmp_path / "straight").iterdir())
     stopped_at = json.loads((straight / "metrics.json").read_text())["epochs"]
     assert stopped_at < 40

@@ -183,4 +183,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from framework.process import end_process
+
+    end_process(main(sys.argv[1:]))  # the search waits for a retired worker's exit: without the teardown

@@ -1,10 +1,26 @@
 """Scattering2D (kymatio's wavelet scattering as a layer) and fixed features computed once before training: the
 layer's values, its config and saving, and a DP run on top of it whose saved model reads raw images."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import ROOT
 
 pytest.importorskip("kymatio")
+
+TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
+
+
+def _outcome(folder):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    history = pd.read_csv(folder / "history.csv").drop(columns=["epoch_seconds"])
+    return {k: v for k, v in metrics.items() if k not in TIMING}, history
 
 SCATTER_DP = {
     "name": "scatter_dp", "seed": 3,
@@ -63,3 +79,20 @@ def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_imag
     raw = load_splits(prepared.spec.data, prepared.spec.seed)
     predicted = saved.predict(raw.x_test, verbose=0).argmax(axis=1)
     assert abs(float(np.mean(predicted == raw.y_test)) - result.metrics["test_accuracy"]) <= 1 / len(raw.y_test)
+
+    # killed just after epoch 1's checkpoint, then resumed: the features are computed again from the stored
+    # examples, and the run ends as the uninterrupted one did (its DP noise continues, not replayed)
+    from framework.train.checkpoint import FAULT_ENV
+    from framework.train.run import resume_experiment
+
+    spec_file = tmp_path / "scatter_dp.json"
+    spec_file.write_text(json.dumps(SCATTER_DP))
+    killed = subprocess.run([sys.executable, "-m", "framework", "run", str(spec_file), "--reports", str(tmp_path / "killed")],
+                            cwd=ROOT, env={**os.environ, FAULT_ENV: "1:renamed", "TF_CPP_MIN_LOG_LEVEL": "3"},
+                            capture_output=True, text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    folder = next((tmp_path / "killed").iterdir())
+    assert resume_experiment(folder).metrics["resumed_from_epoch"] == 1
+    (metrics, history), (want_metrics, want_history) = _outcome(folder), _outcome(result.folder.path)
+    assert metrics == want_metrics
+    pd.testing.assert_frame_equal(history, want_history)

@@ -1,6 +1,7 @@
 """Milliseconds per training step, DP-SGD vs plain SGD, on the MNIST-shaped tanh CNN of specs/mnist_dp.toml.
 
     python benchmarks/dp_overhead.py [--steps 60] [--batch 256] [--rounds 3]
+    python benchmarks/dp_overhead.py --breakdown      # where one DP step's time goes, part by part
 
 Both are measured in this one process, with XLA off and on, in interleaved rounds; the median
 step time of each is printed, and that of DP with per-example gradients (``privacy.clipping =
@@ -24,10 +25,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def step_times(private: bool, jit: bool, steps: int, batch: int, clipping: str = "auto") -> list[float]:
-    import keras
-    import numpy as np
-
+def build_model(private: bool, jit: bool, steps: int, batch: int, clipping: str = "auto"):
+    """The compiled MNIST tanh CNN of specs/mnist_dp.toml, DP-SGD (shuffled batches) or plain."""
     from framework.spec.load import validate
     from framework.train.prepare import build_and_compile, setup_backend
 
@@ -40,7 +39,14 @@ def step_times(private: bool, jit: bool, steps: int, batch: int, clipping: str =
         raw.pop("privacy")
     spec = validate(raw, file="mnist_dp.toml", base_dir=ROOT / "specs")
     setup_backend(spec)
-    model = build_and_compile(spec, (28, 28, 1), steps_per_epoch=steps, train_examples=60000).model
+    return build_and_compile(spec, (28, 28, 1), steps_per_epoch=steps, train_examples=60000).model
+
+
+def step_times(private: bool, jit: bool, steps: int, batch: int, clipping: str = "auto") -> list[float]:
+    import keras
+    import numpy as np
+
+    model = build_model(private, jit, steps, batch, clipping)
     rng = np.random.default_rng(0)
     x = rng.random((batch * steps, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, batch * steps)
@@ -102,16 +108,71 @@ def epoch_seconds(sampling: str, steps: int, batch: int) -> float:
     return times[-1]
 
 
+def breakdown(batch: int, repeats: int = 40) -> int:
+    """Milliseconds of the parts of one ghost-clipped DP step (XLA off), each a tf.function timed alone (median of
+    ``repeats``): the whole plain and DP steps, the tapped forward and backward pass to each layer's pre-activation,
+    and each layer's per-example norms and clipped sum (privacy/step.py: layer_pieces)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from framework.privacy.step import layer_pieces
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((batch, 28, 28, 1), dtype=np.float32))
+    y = tf.constant(rng.integers(0, 10, batch))
+
+    def median_ms(function) -> float:
+        function()
+        function()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), function())
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+
+    rows = []
+    for private in (False, True):
+        model = build_model(private, False, 10, batch)
+        model.make_train_function()
+        batches = iter([(x, y)] * (repeats + 2))
+        rows.append((f"{'DP' if private else 'plain'} train step", median_ms(lambda: model.train_function(batches))))
+    count = len(model.ghost_layers)
+
+    @tf.function
+    def tapped_pass():
+        with tf.GradientTape() as tape:
+            outputs = model.tapped_model(x, training=True)
+            total = tf.reduce_sum(model.loss_per_row(y, outputs[0]))
+        return outputs[1 : count + 1], tape.gradient(total, outputs[count + 1 :])
+
+    rows.append(("tapped forward + backward to the pre-activations", median_ms(tapped_pass)))
+    inputs, output_grads = tapped_pass()
+    for layer, a, d in zip(model.ghost_layers, inputs, output_grads):
+        @tf.function
+        def pieces(layer=layer, a=a, d=d):
+            squared, clipped = layer_pieces(layer, a, d)
+            return [squared, *clipped(tf.ones_like(squared))]
+
+        rows.append((f"{layer.name}: norms and clipped sum, input {tuple(a.shape[1:])}", median_ms(pieces)))
+    for name, ms in rows:
+        print(f"{name:55s} {ms:7.2f} ms")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sampling-only", action="store_true", help="only the Poisson-vs-shuffle epochs")
+    parser.add_argument("--breakdown", action="store_true", help="only where a ghost-clipped DP step's time goes")
     args = parser.parse_args(argv)
     from framework.quiet import import_tensorflow
 
     import_tensorflow()
+    if args.breakdown:
+        return breakdown(args.batch)
     samples: dict = {}
     vectorized: list = []  # per-example gradients with tf.vectorized_map, for comparison
     for _ in range(0 if args.sampling_only else args.rounds):  # interleaved rounds: a slow spell hits every mode

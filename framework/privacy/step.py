@@ -62,7 +62,7 @@ class DPSGDModel(keras.Model):
         output_grads = tape.gradient(total, pre_activations)
         self._batch_loss = total / tf.maximum(tf.reduce_sum(tf.cast(weights, total.dtype)), 1.0)
         xla = bool(self.jit_compile)
-        pieces = [_layer_pieces(layer, a, d, xla) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
+        pieces = [layer_pieces(layer, a, d, xla) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
         norms = tf.sqrt(tf.add_n([squared for squared, _ in pieces]))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12))
         by_variable = {}
@@ -144,7 +144,7 @@ def ghost_layers(model) -> list | None:
     return trainable
 
 
-def _layer_pieces(layer, a, d, xla: bool = False):
+def layer_pieces(layer, a, d, xla: bool = False):
     """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables)."""
     a, d = tf.cast(a, tf.float32), tf.cast(d, tf.float32)
     if isinstance(layer, keras.layers.Conv2D):

@@ -31,6 +31,20 @@ def run_python(code: str, timeout: int = 300, env: dict | None = None) -> subpro
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
 
 
+#: metrics.json keys that differ between two runs of the same spec (wall time, dates, the folder's name)
+TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
+
+
+def run_outcome(folder) -> tuple:
+    """A run folder's metrics.json without TIMING and its history.csv without epoch_seconds: what an exactly
+    resumed run shares with the uninterrupted one."""
+    import pandas as pd
+
+    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    history = pd.read_csv(Path(folder) / "history.csv").drop(columns=["epoch_seconds"])
+    return {k: v for k, v in metrics.items() if k not in TIMING}, history
+
+
 def run_in_process(*args) -> None:
     """``python -m framework ARGS`` in this process, asserting it succeeds (its output goes to pytest's capture)."""
     from framework.cli import main

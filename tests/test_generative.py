@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, run_outcome
 
 from framework.train.checkpoint import FAULT_ENV
 
@@ -216,25 +216,18 @@ def _run(spec, reports, env=None):
                           cwd=ROOT, env={**ENV, **(env or {})}, capture_output=True, text=True, check=False)
 
 
-def _outcome(folder):
-    timing = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
-    metrics = json.loads((Path(folder) / "metrics.json").read_text())
-    history = pd.read_csv(Path(folder) / "history.csv").drop(columns=["epoch_seconds"])
-    return {k: v for k, v in metrics.items() if k not in timing}, history
-
-
 def test_a_gan_killed_mid_run_resumes_exactly(cli, tmp_path, write_spec):
     """Both optimizers' states and the latent-code generator are in the checkpoint: the resumed run's history and
     scores are the uninterrupted run's."""
     spec = write_spec(TINY_CGAN, "gan.json")
     assert cli("run", spec, "--reports", tmp_path / "straight")[0] == 0
-    straight = _outcome(next((tmp_path / "straight").iterdir()))
+    straight = run_outcome(next((tmp_path / "straight").iterdir()))
     killed = _run(spec, tmp_path / "killed", {FAULT_ENV: "2:state"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     folder = next((tmp_path / "killed").iterdir())
     code, _, err = cli("run", "--resume", folder)
     assert code == 0, err
-    metrics, history = _outcome(folder)
+    metrics, history = run_outcome(folder)
     pd.testing.assert_frame_equal(history, straight[1])
     assert metrics == straight[0]
 

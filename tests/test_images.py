@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_outcome
 
 from framework.train.checkpoint import FAULT_ENV
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
-
 SPEC = """
 name = "tiny_images"
 seed = 3
@@ -62,12 +60,6 @@ def image_folder(tmp_path_factory):
     Image.fromarray(np.full((10, 14, 3), 200, "uint8"), mode="RGB").save(root / "imgs" / "2" / "extra.jpg")
     (root / "spec.toml").write_text(SPEC)
     return root
-
-
-def _outcome(folder):
-    metrics = json.loads((Path(folder) / "metrics.json").read_text())
-    history = pd.read_csv(Path(folder) / "history.csv").drop(columns=["epoch_seconds"])
-    return {k: v for k, v in metrics.items() if k not in TIMING}, history
 
 
 def test_splits_by_path_hash_are_stable_and_load_no_pixels(image_folder):
@@ -129,7 +121,7 @@ def test_images_run_predict_explain_and_exact_resume(cli, image_folder, tmp_path
     resumed = next(killed.iterdir())
     code, _, err = cli("run", "--resume", resumed)
     assert code == 0, err
-    got, want = _outcome(resumed), _outcome(folder)
+    got, want = run_outcome(resumed), run_outcome(folder)
     assert json.loads((resumed / "metrics.json").read_text())["resumed_from_epoch"] == 1
     assert got[0] == want[0]
     pd.testing.assert_frame_equal(got[1], want[1])

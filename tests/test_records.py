@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, free_ports, run_python
+from conftest import ROOT, free_ports, run_outcome, run_python
 
 from framework.train.checkpoint import FAULT_ENV
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
 FILES = 3
 ROWS = 450  # digits rows, spread over FILES files (row i in file i % FILES)
 
@@ -94,12 +93,6 @@ def _splits(spec_path: Path, *overrides: str):
 def _ids(x) -> set[int]:
     """The row ids of a split (the inputs' first value is the 'id' column, unscaled with data.scale = 'none')."""
     return set(np.asarray(x[:], dtype="float64")[:, 0].round().astype(int).tolist())
-
-
-def _outcome(folder):
-    metrics = json.loads((Path(folder) / "metrics.json").read_text())
-    history = pd.read_csv(Path(folder) / "history.csv").drop(columns=["epoch_seconds"])
-    return {k: v for k, v in metrics.items() if k not in TIMING}, history
 
 
 @pytest.mark.parametrize("kind", ["tfrecord", "parquet"])
@@ -212,7 +205,7 @@ def test_a_streamed_run_resumes_exactly_after_a_kill(cli, shards, tmp_path):
     resumed = next((tmp_path / "killed").iterdir())
     code, _, err = cli("run", "--resume", resumed)
     assert code == 0, err
-    got, want = _outcome(resumed), _outcome(straight)
+    got, want = run_outcome(resumed), run_outcome(straight)
     assert json.loads((resumed / "metrics.json").read_text())["resumed_from_epoch"] == 1
     assert got[0] == want[0]
     pd.testing.assert_frame_equal(got[1], want[1])

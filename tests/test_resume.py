@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_in_process, tiny_spec
+from conftest import ROOT, run_in_process, run_outcome, tiny_spec
 from framework.train.checkpoint import FAULT_ENV, STAGES
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -49,8 +49,6 @@ QUICKSTART_DROPOUT = tomllib.loads((ROOT / "specs" / "quickstart.toml").read_tex
 QUICKSTART_DROPOUT["model"]["layers"].insert(-1, {"type": "Dropout", "rate": 0.3})
 QUICKSTART_DROPOUT["train"].update(epochs=EPOCHS * 2, verbose=0)
 SPECS = {"random_mlp": RANDOM_MLP, "dp_mlp": DP_MLP, "quickstart_dropout": QUICKSTART_DROPOUT}
-TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
-
 
 def _spec_file(tmp_path_factory, name):
     import tomli_w
@@ -67,12 +65,6 @@ def _run(spec, reports, env=None, *extra):
     )
 
 
-def _outcome(folder):
-    metrics = json.loads((Path(folder) / "metrics.json").read_text())
-    history = pd.read_csv(Path(folder) / "history.csv").drop(columns=["epoch_seconds"])
-    return {k: v for k, v in metrics.items() if k not in TIMING}, history
-
-
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     """The uninterrupted run of each spec, computed once."""
@@ -83,7 +75,7 @@ def straight(tmp_path_factory):
             spec = _spec_file(tmp_path_factory, name)
             reports = tmp_path_factory.mktemp(f"{name}-straight")
             run_in_process("run", spec, "--reports", reports)  # the killed runs are new processes
-            cache[name] = (spec, _outcome(next(reports.iterdir())))
+            cache[name] = (spec, run_outcome(next(reports.iterdir())))
         return cache[name]
 
     return get
@@ -92,7 +84,7 @@ def straight(tmp_path_factory):
 def _resume_and_compare(cli, folder, expected):
     code, _, err = cli("run", "--resume", folder)
     assert code == 0, err
-    metrics, history = _outcome(folder)
+    metrics, history = run_outcome(folder)
     want_metrics, want_history = expected
     assert metrics == want_metrics
     pd.testing.assert_frame_equal(history, want_history)
@@ -199,7 +191,7 @@ def test_a_run_that_stopped_itself_stays_stopped_after_a_kill(cli, tmp_path, wri
     stopped_at = json.loads((straight / "metrics.json").read_text())["epochs"]
     assert stopped_at < 40
     assert _run(path, tmp_path / "killed", {FAULT_ENV: f"{stopped_at}:pruned"}).returncode == -signal.SIGKILL
-    metrics = _resume_and_compare(cli, next((tmp_path / "killed").iterdir()), _outcome(straight))
+    metrics = _resume_and_compare(cli, next((tmp_path / "killed").iterdir()), run_outcome(straight))
     assert metrics["epochs"] == stopped_at
     if stopper == "max_epsilon":
         assert metrics["epsilon"] <= 1.2

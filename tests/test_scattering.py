@@ -10,17 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_outcome
 
 pytest.importorskip("kymatio")
 
-TIMING = ("train_seconds", "examples_per_second", "started", "finished", "run", "resumed_from_epoch")
-
-
-def _outcome(folder):
-    metrics = json.loads((folder / "metrics.json").read_text())
-    history = pd.read_csv(folder / "history.csv").drop(columns=["epoch_seconds"])
-    return {k: v for k, v in metrics.items() if k not in TIMING}, history
 
 SCATTER_DP = {
     "name": "scatter_dp", "seed": 3,
@@ -93,6 +86,6 @@ def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_imag
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     folder = next((tmp_path / "killed").iterdir())
     assert resume_experiment(folder).metrics["resumed_from_epoch"] == 1
-    (metrics, history), (want_metrics, want_history) = _outcome(folder), _outcome(result.folder.path)
+    (metrics, history), (want_metrics, want_history) = run_outcome(folder), run_outcome(result.folder.path)
     assert metrics == want_metrics
     pd.testing.assert_frame_equal(history, want_history)

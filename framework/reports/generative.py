@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 CLASSIFIER_EPOCHS = 5
-CLASSIFIER_MIN_STEPS = 1000
 CLASSIFIER_BATCH = 128
 FEATURES = "features"
 GRID_COLUMNS = 10
@@ -54,7 +53,7 @@ def evaluation_classifier(example_shape: tuple, classes: int, seed: int):
     return model
 
 
-def train_classifier(x, y, classes: int, seed: int, min_steps: int = CLASSIFIER_MIN_STEPS):
+def train_classifier(x, y, classes: int, seed: int, min_steps: int):
     import tensorflow as tf
 
     model = evaluation_classifier(x.shape[1:], classes, seed)
@@ -93,8 +92,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(0.0, np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root)))
 
 
-def generative_scores(network, facts: dict, splits, seed: int, private: bool = False,
-                      min_steps: int = CLASSIFIER_MIN_STEPS) -> dict[str, Any]:
+def generative_scores(network, facts: dict, splits, seed: int, min_steps: int, private: bool = False) -> dict[str, Any]:
     """synthetic_accuracy (conditional models only), fid and real_accuracy, as in the module docstring. ``private``
     (a DP run): the private training split is not used; fid's feature classifier trains on the (public) test split
     instead, and real_accuracy is left out. ``min_steps``: the classifiers' least number of steps (model.score_steps)."""
@@ -144,7 +142,7 @@ def finish_generative(folder, prepared) -> dict[str, Any]:
     one_hot = np.eye(facts["classes"], dtype="float32")[np.arange(4) % facts["classes"]]
     rf.verify_saved_model(folder.path, network, [z, one_hot])
     write_samples(network, facts, prepared.splits.class_names, folder.file(plots.SAMPLES), spec.seed)
-    scores = generative_scores(network, facts, prepared.splits, spec.seed, private=spec.dp is not None,
-                               min_steps=spec.model.score_steps)
+    scores = generative_scores(network, facts, prepared.splits, spec.seed, spec.model.score_steps,
+                               private=spec.dp is not None)
     keras.utils.set_random_seed(spec.seed)  # the scores reseeded Keras; later steps start from the spec's seed
     return scores

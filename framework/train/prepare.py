@@ -21,16 +21,16 @@ from framework.train.compile import compile_model, needs_one_hot
 from framework.train.transfer import initialise_and_freeze
 
 
-_models_built = 0  # setup_backend calls in this process: the first has no earlier model's memory to free
+_built_before = False  # whether this process has set up a model already: the first has no memory to free
 
 
 def setup_backend(spec: Spec) -> None:
     """Seeds and precision policy; call before building the model."""
     import keras
 
-    global _models_built
-    keras.utils.clear_session(free_memory=_models_built > 0)  # its garbage collection alone takes ~0.2 s
-    _models_built += 1
+    global _built_before
+    keras.utils.clear_session(free_memory=_built_before)  # its garbage collection alone takes ~0.2 s
+    _built_before = True
     keras.utils.set_random_seed(spec.seed)
     compat.set_op_determinism(deterministic_ops(spec))
     keras.mixed_precision.set_global_policy("mixed_float16" if spec.train.mixed_precision else "float32")

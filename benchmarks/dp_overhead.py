@@ -1,11 +1,11 @@
 """Milliseconds per training step, DP-SGD vs plain SGD, on the MNIST-shaped tanh CNN of specs/mnist_dp.toml.
 
-    python benchmarks/dp_overhead.py [--steps 60] [--batch 256] [--rounds 3]
+    python benchmarks/dp_overhead.py [--steps 300] [--batch 256] [--rounds 3]
     python benchmarks/dp_overhead.py --breakdown      # where one DP step's time goes, part by part
 
-Both are measured in this one process, with XLA off and on, in interleaved rounds; the median
-step time of each is printed, and that of DP with per-example gradients (``privacy.clipping =
-"vectorized"``) for comparison. Then whole DP epochs through the framework's own pipelines, Poisson-sampled
+Both are measured in this one process, with XLA off and on, and DP with per-example gradients
+(``privacy.clipping = "vectorized"``) for comparison: the modes take turns step by step, and the median
+step time of each is printed, with the DP/plain ratio over each tenth of the steps as its spread. Then whole DP epochs through the framework's own pipelines, Poisson-sampled
 against shuffled batches, XLA off, interleaved. The last two lines are
 ``dp_step_ratio=<best DP mode / best non-DP mode>`` and ``poisson_vs_shuffle=<Poisson epoch / shuffled epoch>``.
 """
@@ -42,29 +42,37 @@ def build_model(private: bool, jit: bool, steps: int, batch: int, clipping: str 
     return build_and_compile(spec, (28, 28, 1), steps_per_epoch=steps, train_examples=60000).model
 
 
-def step_times(private: bool, jit: bool, steps: int, batch: int, clipping: str = "auto") -> list[float]:
-    import keras
+MODES = {  # name: (private, jit, clipping)
+    "plain  XLA off": (False, False, "auto"),
+    "plain  XLA on ": (False, True, "auto"),
+    "DP-SGD XLA off": (True, False, "auto"),
+    "DP-SGD XLA on ": (True, True, "auto"),
+    "DP-SGD XLA off, clipping = \"vectorized\"": (True, False, "vectorized"),
+}
+
+
+def interleaved_step_times(steps: int, batch: int, modes: dict = MODES) -> dict[str, list[float]]:
+    """Seconds of each of ``steps`` training steps per mode, the modes taking turns step by step (a slow spell of
+    the machine hits every mode alike). A step is the compiled model's ``train_function`` on one batch already in
+    memory, as ``fit`` calls it, waited for; the batches are the same for every mode."""
     import numpy as np
+    import tensorflow as tf
 
-    model = build_model(private, jit, steps, batch, clipping)
     rng = np.random.default_rng(0)
-    x = rng.random((batch * steps, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, batch * steps)
-
-    class Timer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.times = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter() - self.start)
-
-    timer = Timer()
-    model.fit(x, y, batch_size=batch, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
-    return timer.times[5:]  # after tracing and compiling
+    batches = [(tf.constant(rng.random((batch, 28, 28, 1), dtype=np.float32)), tf.constant(rng.integers(0, 10, batch)))
+               for _ in range(8)]
+    models = {name: build_model(private, jit, steps, batch, clipping) for name, (private, jit, clipping) in modes.items()}
+    for model in models.values():
+        model.make_train_function()
+        for data in batches[:3]:  # trace and compile
+            tf.nest.map_structure(lambda t: t.numpy(), model.train_function(iter([data])))
+    times: dict = {name: [] for name in models}
+    for step in range(steps):
+        for name, model in models.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), model.train_function(iter([batches[step % len(batches)]])))
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def epoch_seconds(sampling: str, steps: int, batch: int) -> float:
@@ -162,9 +170,10 @@ def breakdown(batch: int, repeats: int = 40) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=300, help="interleaved steps per mode")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the Poisson-vs-shuffle epochs")
+    parser.add_argument("--epoch-steps", type=int, default=60, help="steps of those epochs")
     parser.add_argument("--sampling-only", action="store_true", help="only the Poisson-vs-shuffle epochs")
     parser.add_argument("--breakdown", action="store_true", help="only where a ghost-clipped DP step's time goes")
     args = parser.parse_args(argv)
@@ -173,30 +182,30 @@ def main(argv=None) -> int:
     import_tensorflow()
     if args.breakdown:
         return breakdown(args.batch)
-    samples: dict = {}
-    vectorized: list = []  # per-example gradients with tf.vectorized_map, for comparison
-    for _ in range(0 if args.sampling_only else args.rounds):  # interleaved rounds: a slow spell hits every mode
-        for private in (False, True):
-            for jit in (False, True):
-                samples.setdefault((private, jit), []).extend(step_times(private, jit, args.steps, args.batch))
-        vectorized.extend(step_times(True, False, args.steps, args.batch, clipping="vectorized"))
-    results = {}
-    for (private, jit), times in samples.items():
-        results[(private, jit)] = statistics.median(times) * 1000
-        print(f"{'DP-SGD' if private else 'plain '}  XLA {'on ' if jit else 'off'}  {results[(private, jit)]:8.1f} ms/step", flush=True)
-    if vectorized:
-        print(f"DP-SGD  XLA off  {statistics.median(vectorized) * 1000:8.1f} ms/step  (clipping = \"vectorized\")")
-        best_dp = min(v for (p, _), v in results.items() if p)
-        best_plain = min(v for (p, _), v in results.items() if not p)
+    best: dict = {}
+    if not args.sampling_only:
+        times = interleaved_step_times(args.steps, args.batch)
+        medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
+        for name, ms in medians.items():
+            print(f"{name:45s} {ms:8.1f} ms/step", flush=True)
+        plain = min((n for n in medians if n.startswith("plain")), key=medians.get)
+        private = min((n for n in medians if n.startswith("DP") and "vectorized" not in n), key=medians.get)
+        best = {"plain": plain, "DP": private}
+        # the spread: the same ratio over each tenth of the steps
+        tenth = max(args.steps // 10, 1)
+        parts = [statistics.median(times[private][i:i + tenth]) / statistics.median(times[plain][i:i + tenth])
+                 for i in range(0, args.steps - tenth + 1, tenth)]
+        print(f"best DP / best plain over each tenth of the steps: {min(parts):.2f}-{max(parts):.2f} "
+              f"(median {statistics.median(parts):.2f})")
     epochs: dict = {"poisson": [], "shuffle": []}
     for _ in range(args.rounds):
         for sampling in epochs:
-            epochs[sampling].append(epoch_seconds(sampling, args.steps, args.batch))
-    for sampling, times in epochs.items():
-        print(f"DP epoch, {sampling:7s} batches  {statistics.median(times):6.2f} s  ({args.steps} steps of {args.batch})")
+            epochs[sampling].append(epoch_seconds(sampling, args.epoch_steps, args.batch))
+    for sampling, seconds in epochs.items():
+        print(f"DP epoch, {sampling:7s} batches  {statistics.median(seconds):6.2f} s  ({args.epoch_steps} steps of {args.batch})")
     print(f"cpu_count={os.cpu_count()} batch={args.batch}")
-    if vectorized:
-        print(f"dp_step_ratio={best_dp / best_plain:.2f}")
+    if best:
+        print(f"dp_step_ratio={medians[best['DP']] / medians[best['plain']]:.2f}")
     print(f"poisson_vs_shuffle={statistics.median(epochs['poisson']) / statistics.median(epochs['shuffle']):.2f}")
     return 0
 

@@ -144,6 +144,37 @@ def test_integrated_gradients_sum_to_the_score_difference(image_run):
     np.testing.assert_allclose(ig.reshape(len(x), -1).sum(axis=1), expected, atol=0.03)
 
 
+def test_integrated_gradients_are_the_same_whatever_the_batch_of_path_points(image_run, text_run):
+    """All examples' path points share batches: rows split across batches must still add up per example."""
+    import tensorflow as tf
+
+    from framework.use.explain import (_class_scores, _ScaledEmbedding, _text_layers, integrated_gradients,
+                                       predicted_classes, token_attributions)
+    from framework.use.trained import TrainedRun
+
+    run, x, _ = _model_and_tests(image_run, 3)
+    classes, _ = predicted_classes(run.model, x)
+    baseline = np.zeros_like(x)
+    whole = integrated_gradients(run.model, x, baseline, classes, steps=8)
+    np.testing.assert_allclose(integrated_gradients(run.model, x, baseline, classes, steps=8, batch_size=5), whole,
+                               rtol=1e-4, atol=1e-6)
+    assert not np.allclose(whole[0], whole[1])  # each example its own attributions
+
+    model = TrainedRun.open(text_run).model
+    texts = np.array(["a truly wonderful film", "dull and far too long", "not bad at all"], dtype=object)
+    classes, outputs = predicted_classes(model, texts)
+    ids, ig = token_attributions(model, texts, classes, steps=64)
+    _, ig_small_batches = token_attributions(model, texts, classes, steps=64, batch_size=7)
+    np.testing.assert_allclose(ig_small_batches, ig, rtol=1e-4, atol=1e-6)
+    # completeness over the embedding: the tokens' IG adds up to f(x) - f(zero embedding)
+    _, embedding = _text_layers(model)
+    with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
+        hook.alpha = 0.0
+        at_zero = _class_scores(model(tf.constant(texts), training=False), classes).numpy()
+    at_texts = _class_scores(tf.constant(outputs), classes).numpy()
+    np.testing.assert_allclose(ig.sum(axis=1), at_texts - at_zero, atol=0.02)
+
+
 def test_explain_text_run_highlights_tokens(cli, text_run):
     code, out, err = cli("explain", text_run, "--samples", "24")
     assert code == 0, err

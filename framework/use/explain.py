@@ -54,17 +54,35 @@ def gradients(model, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return tape.gradient(scores, x).numpy()
 
 
-def integrated_gradients(model, x: np.ndarray, baseline: np.ndarray, classes: np.ndarray, steps: int = IG_STEPS) -> np.ndarray:
-    """(x - baseline) times the average gradient on the straight path from baseline to x (Riemann, midpoints)."""
+def integrated_gradients(model, x: np.ndarray, baseline: np.ndarray, classes: np.ndarray, steps: int = IG_STEPS,
+                         batch_size: int = 512) -> np.ndarray:
+    """(x - baseline) times the average gradient on the straight path from baseline to x (Riemann, midpoints).
+    The path points of all examples go through the model ``batch_size`` at a time (row r: point r // len(x) of
+    example r % len(x))."""
+    count = len(x)
+    alphas = np.repeat((np.arange(steps) + 0.5) / steps, count)
     total = np.zeros_like(x)
-    for alpha in (np.arange(steps) + 0.5) / steps:
-        total += gradients(model, (baseline + alpha * (x - baseline)).astype("float32"), classes)
+    for start in range(0, len(alphas), batch_size):
+        examples = np.arange(start, min(start + batch_size, len(alphas))) % count
+        alpha = alphas[start:start + batch_size].reshape(-1, *[1] * (x.ndim - 1))
+        points = (baseline[examples] + alpha * (x[examples] - baseline[examples])).astype("float32")
+        np.add.at(total, examples, gradients(model, points, classes[examples]))
     return (x - baseline) * total / steps
+
+
+def model_outputs(model, x, batch_size: int = 512) -> np.ndarray:
+    """The model's outputs for ``x`` (an array), ``batch_size`` examples at a time through ``predict_on_batch``.
+
+    Explanations call the model hundreds of times on a few examples each (perturbed copies, deletion curves);
+    ``model.predict`` builds a dataset and an epoch iterator on every call, several times the cost of the model
+    itself at that size."""
+    parts = [np.asarray(model.predict_on_batch(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
+    return np.concatenate(parts) if parts else np.asarray(model.predict(x, verbose=0))
 
 
 def predicted_classes(model, x) -> tuple[np.ndarray, np.ndarray]:
     """The predicted class of each example and the model's outputs."""
-    outputs = np.asarray(model.predict(x, verbose=0))
+    outputs = model_outputs(model, x)
     if outputs.ndim != 2:
         raise RunError("explain needs a model with one output of class probabilities or one value", path="model")
     classes = outputs.argmax(axis=1) if outputs.shape[1] > 1 else np.zeros(len(outputs), dtype=int)
@@ -72,7 +90,7 @@ def predicted_classes(model, x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _score(model, x, classes) -> np.ndarray:
-    outputs = np.asarray(model.predict(x, verbose=0))
+    outputs = model_outputs(model, x)
     return outputs[:, 0] if outputs.shape[1] == 1 else outputs[np.arange(len(classes)), classes]
 
 
@@ -193,7 +211,7 @@ def _explain_arrays(run: TrainedRun, samples: int, out: Path, methods: list[str]
     x = np.asarray(splits.x_test[:samples], dtype="float32")
     baseline = np.zeros_like(x)  # zero in the model's input space: black pixels; the training mean when standardized
     classes, outputs = predicted_classes(run.model, x)
-    predict = lambda v: np.asarray(run.model.predict(np.asarray(v, dtype="float32"), verbose=0))  # noqa: E731
+    predict = lambda v: model_outputs(run.model, np.asarray(v, dtype="float32"))  # noqa: E731
     names = run.preprocessing.get("features") or [f"x{i}" for i in range(int(np.prod(x.shape[1:])))]
     attributions: dict[str, np.ndarray] = {}  # per method: per pixel (images) or per feature (tabular)
     importance: dict[str, np.ndarray] = {}  # what the deletion check deletes first
@@ -486,15 +504,19 @@ def _text_layers(model):
 
 
 class _ScaledEmbedding:
-    """Scales an Embedding's output by ``alpha`` during a call and keeps it for the gradient tape."""
+    """Scales an Embedding's output by ``alpha`` (a number, or one per row) during a call and keeps it for the
+    gradient tape."""
 
     def __init__(self, layer, tape):
         self.layer, self.tape, self.alpha, self.output = layer, tape, 1.0, None
         self.original = layer.call
 
     def __enter__(self):
+        import tensorflow as tf
+
         def call(*args, **kwargs):
-            self.output = self.original(*args, **kwargs) * self.alpha
+            embedded = self.original(*args, **kwargs)
+            self.output = embedded * tf.cast(self.alpha, embedded.dtype)
             self.tape.watch(self.output)
             return self.output
 
@@ -505,22 +527,28 @@ class _ScaledEmbedding:
         del self.layer.call  # back to the class's method
 
 
-def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int = IG_STEPS):
-    """(token ids, IG per token): the embedding's IG from a zero embedding, summed over its width."""
+def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int = IG_STEPS, batch_size: int = 512):
+    """(token ids, IG per token): the embedding's IG from a zero embedding, summed over its width.
+
+    Every (path point, text) pair is one row of a batch, so the model runs a few times rather than once per point."""
     import tensorflow as tf
 
     vectorizer, embedding = _text_layers(model)
     ids = np.asarray(vectorizer(tf.constant(texts)))
-    total = None
-    full = None
-    for alpha in (np.arange(steps) + 0.5) / steps:
+    count = len(texts)
+    alphas = np.repeat((np.arange(steps) + 0.5) / steps, count)  # row r: path point r // count of text r % count
+    rows_texts, rows_classes = np.tile(texts, steps), np.tile(classes, steps)
+    total, full = None, None
+    for start in range(0, len(alphas), batch_size):
+        rows = slice(start, start + batch_size)
         with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
-            hook.alpha = float(alpha)
-            scores = _class_scores(model(tf.constant(texts), training=False), classes)
+            hook.alpha = tf.constant(alphas[rows, None, None], tf.float32)
+            scores = _class_scores(model(tf.constant(rows_texts[rows]), training=False), rows_classes[rows])
             grads = tape.gradient(scores, hook.output).numpy()
-        total = grads if total is None else total + grads
-        if full is None:
-            full = hook.output.numpy() / alpha
+        if total is None:
+            total = np.zeros((count, *grads.shape[1:]), grads.dtype)
+            full = hook.output.numpy()[:count] / alphas[:count, None, None]  # the first point of each text
+        np.add.at(total, np.arange(start, start + len(grads)) % count, grads)
     return ids, (full * total / steps).sum(axis=-1)
 
 
@@ -561,7 +589,7 @@ def _explain_text(run: TrainedRun, samples: int, out: Path, methods: list[str] |
     real = ids != 0
     tokens = [[vocabulary[t] for t in ids[i][real[i]]] for i in range(len(texts))]
     def predict(v):  # an empty text (every token removed) is all padding: a masked model may answer NaN
-        found = np.asarray(model.predict(np.asarray(v, dtype=object), verbose=0), dtype="float64")
+        found = np.asarray(model_outputs(model, np.asarray(v, dtype=object)), dtype="float64")
         return np.nan_to_num(found, nan=0.5 if found.shape[1] == 1 else 1.0 / found.shape[1])
 
     names = run.class_names or [str(i) for i in range(int(classes.max()) + 1)]

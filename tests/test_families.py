@@ -218,24 +218,30 @@ def test_seq2seq_run_reports_exact_match_from_greedy_decoding(cli, tmp_path):
 
 
 def test_greedy_decoding_feeds_back_its_own_outputs():
-    """A fake model that copies its decoder input shifted: greedy decoding must then count up."""
+    """A fake model that starts from its source's first character and counts up from its own previous output:
+    greedy decoding must then count up, each source from its own start, in batches or not."""
     from framework.data.sequences import END, START, CharVocabulary, SequenceEncoding, greedy_decode
 
     vocabulary = CharVocabulary(list("0123456789"))
     encoding = SequenceEncoding(vocabulary, vocabulary, 2, 4, "source", "decoder_input")
+    six = vocabulary.encode(["6"], 1)[0, 0]
 
     class Counter:
-        def predict(self, inputs, **_):
-            decoder = inputs["decoder_input"]
+        def predict_on_batch(self, inputs):
+            decoder, source = inputs["decoder_input"], inputs["source"]
             out = np.zeros((*decoder.shape, vocabulary.size))
             for row in range(decoder.shape[0]):
                 for t in range(decoder.shape[1]):
                     previous = decoder[row, t]
-                    nxt = 4 if previous == START else (previous + 1 if previous < 6 else END)
+                    nxt = source[row, 0] if previous == START else (previous + 1 if previous < six else END)
                     out[row, t, nxt] = 1
             return out
 
-    assert greedy_decode(Counter(), encoding, ["x"]) == ["012"]
+    assert greedy_decode(Counter(), encoding, ["0"]) == ["0123"]  # four steps, no end reached
+    sources = ["0", "5", "3", "6", "4"]
+    expected = ["0123", "56", "3456", "6", "456"]
+    assert greedy_decode(Counter(), encoding, sources) == expected
+    assert greedy_decode(Counter(), encoding, sources, batch_size=2) == expected
 
 
 # --- multi-task ------------------------------------------------------------------------------

@@ -103,14 +103,14 @@ def greedy_decode(model, encoding: SequenceEncoding, sources, batch_size: int = 
     decoded = np.zeros((len(sources), encoding.target_length), dtype="int32")
     decoder_in = np.zeros_like(decoded)
     decoder_in[:, 0] = START
-    for step in range(encoding.target_length):
-        probabilities = model.predict(
-            {encoding.source_input: source_ids, encoding.decoder_input: decoder_in},
-            batch_size=batch_size, verbose=0,
-        )
-        decoded[:, step] = probabilities[:, step].argmax(axis=-1)
-        if step + 1 < encoding.target_length:
-            decoder_in[:, step + 1] = decoded[:, step]
+    for start in range(0, len(sources), batch_size):  # predict_on_batch: no dataset built per decoding step
+        rows = slice(start, start + batch_size)
+        for step in range(encoding.target_length):
+            probabilities = np.asarray(model.predict_on_batch(
+                {encoding.source_input: source_ids[rows], encoding.decoder_input: decoder_in[rows]}))
+            decoded[rows, step] = probabilities[:, step].argmax(axis=-1)
+            if step + 1 < encoding.target_length:
+                decoder_in[rows, step + 1] = decoded[rows, step]
     return [encoding.target.decode(row) for row in decoded]
 
 

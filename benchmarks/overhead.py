@@ -1,18 +1,19 @@
 """What the framework costs over the same model written by hand in plain Keras.
 
-    python benchmarks/overhead.py [--rounds 7] [--epochs 8]
+    python benchmarks/overhead.py [--rounds 7] [--epochs 10] [--steady-only]
 
-1. Steady epoch, each training in a new process: the framework's `run` and a hand-written Keras loop train the same MLP
-   (784 -> 256 -> 128 -> 10 on MNIST from ../shared/data, else 64 -> 256 -> 128 -> 10 on digits) with the same
-   tf.data pipeline (framework.data.pipeline), epochs, batch size, optimizer and validation data, in
-   interleaved rounds. A steady epoch is fit()'s wall time less the first epoch (tracing), divided by the
-   remaining epochs, so the framework's end-of-epoch work (backup, CSV log) counts.
+1. Steady epoch: the framework's `run` and a hand-written Keras loop train the same MLP (784 -> 256 -> 128 -> 10 on
+   MNIST from ../shared/data, else 64 -> 256 -> 128 -> 10 on digits) with the same tf.data pipeline
+   (framework.data.pipeline), epochs, batch size, optimizer and validation data, in two threads of one new process
+   per round that take turns an epoch at a time (a slow spell of the machine, or of the process, hits both alike).
+   A side's epoch is the time it holds the turn, from the start of one epoch to the start of the next, so the
+   framework's end-of-epoch work (backup, CSV log) counts; the first epoch (tracing) and the last are left out.
 2. Whole process: `python -m framework run benchmarks/digits_mlp.toml` against
    `python benchmarks/handwritten_mlp.py`, the same job (the Ludwig comparison), alternately, as subprocesses.
 
-Each round runs the two back to back, in alternating order, and gives one ratio; the figures are the medians of
-the per-round ratios, with their spread (lowest to highest), since a ratio of two medians mixes rounds that ran
-under different load. The last two lines are whole_process_ratio=<median> and overhead_ratio=<median>.
+Each round gives one ratio (in 1., of the two sides' median epochs; in 2., of the two processes, run back to back in
+alternating order); the figures are the medians of the per-round ratios, with their spread (lowest to highest). The
+last two lines are whole_process_ratio=<median> and overhead_ratio=<median> (with --steady-only, overhead_ratio only).
 """
 
 from __future__ import annotations
@@ -59,35 +60,66 @@ verbose = 0
 """
 
 
-def steady_epochs(fit_seconds: float, epoch_seconds: list[float]) -> float:
-    """Seconds per epoch after the first, everything in fit() included (callbacks' end-of-epoch work too)."""
-    return (fit_seconds - epoch_seconds[0]) / (len(epoch_seconds) - 1)
+class Lockstep:
+    """Two trainings in two threads of one process take turns an epoch at a time; ``seconds[side]`` holds the
+    side's epochs, each from its start to the start of its next epoch (the last epoch is not timed)."""
+
+    def __init__(self, first: str, second: str):
+        import threading
+
+        self.condition = threading.Condition()
+        self.turn = first
+        self.other = {first: second, second: first}
+        self.finished: set[str] = set()
+        self.seconds: dict[str, list[float]] = {first: [], second: []}
+
+    def wait(self, side: str) -> None:
+        with self.condition:
+            self.condition.wait_for(lambda: self.turn == side or self.other[side] in self.finished)
+
+    def hand_over(self, side: str, finished: bool = False) -> None:
+        with self.condition:
+            if finished:
+                self.finished.add(side)
+            self.turn = self.other[side]
+            self.condition.notify_all()
+
+    def callback(self, side: str):
+        import keras
+
+        lockstep = self
+
+        class TakeTurns(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch > 0:
+                    lockstep.seconds[side].append(time.perf_counter() - self.started)
+                    lockstep.hand_over(side)
+                    lockstep.wait(side)
+                self.started = time.perf_counter()
+
+        return TakeTurns
 
 
-def framework_epochs(spec_file: Path, reports: Path) -> tuple[float, float]:
-    """(first epoch, steady epoch) seconds of `run`."""
-    import pandas as pd
-
+def framework_training(spec_file: Path, reports: Path, lockstep: Lockstep) -> None:
+    """`run` on the spec, with the turn-taking callback registered as a plugin callback and added to the spec."""
+    from framework.registry import registry
     from framework.spec import load_spec
     from framework.train.run import run_experiment
 
-    result = run_experiment(load_spec(spec_file), reports)
-    epochs = list(pd.read_csv(result.folder.path / "history.csv")["epoch_seconds"])
-    return epochs[0], steady_epochs(result.metrics["train_seconds"], epochs)
+    registry.add("callback", "TakeTurns", lockstep.callback("framework"))
+    run_experiment(load_spec(spec_file, ['train.callbacks=[{type="TakeTurns"}]']), reports)
 
 
-def handwritten_epochs(spec_file: Path) -> tuple[float, float]:
-    """The same model, data and pipeline in plain Keras: no run folder, no callbacks but the timer."""
+def handwritten_training(spec_file: Path, lockstep: Lockstep) -> None:
+    """The same model, data and pipeline in plain Keras: no run folder, no callbacks but the turn-taking one."""
     import keras
 
     from framework.data import load_splits
     from framework.data.pipeline import evaluation_dataset, training_dataset
     from framework.spec import load_spec
-    from framework.train.callbacks import epoch_timer
 
     spec = load_spec(spec_file).spec
-    keras.utils.clear_session(free_memory=True)
-    keras.utils.set_random_seed(spec.seed)
+    keras.utils.set_random_seed(spec.seed)  # no clear_session: the other side's model lives in this process
     splits = load_splits(spec.data, spec.seed)
     model = keras.Sequential([
         keras.Input(splits.example_shape),
@@ -99,13 +131,39 @@ def handwritten_epochs(spec_file: Path) -> tuple[float, float]:
     batch = spec.train.batch_size
     train, shuffle = training_dataset(splits.x_train, splits.y_train, batch_size=batch, data_spec=spec.data, seed=spec.seed)
     val = evaluation_dataset(splits.x_val, splits.y_val, batch_size=batch, data_spec=spec.data)
-    timer = epoch_timer()
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=spec.train.epochs, callbacks=[shuffle, timer], shuffle=False, verbose=0)
-    fit_seconds = time.perf_counter() - start
+    turns = lockstep.callback("handwritten")()
+    model.fit(train, validation_data=val, epochs=spec.train.epochs, callbacks=[shuffle, turns], shuffle=False, verbose=0)
     model.evaluate(evaluation_dataset(splits.x_test, splits.y_test, batch_size=batch, data_spec=spec.data), verbose=0)
-    epochs = list(history.history["epoch_seconds"])
-    return epochs[0], steady_epochs(fit_seconds, epochs)
+
+
+def lockstep_round(spec_file: Path, reports: Path) -> dict[str, list[float]]:
+    """Both trainings in this process, taking turns an epoch at a time; each side's timed epochs but the first.
+    The framework runs in the main thread (it may install signal handlers) and starts first, so that its backend
+    set-up (clear_session) happens before the hand-written model exists."""
+    import threading
+
+    lockstep = Lockstep("framework", "handwritten")
+    errors: list[BaseException] = []
+
+    def handwritten():
+        lockstep.wait("handwritten")
+        try:
+            handwritten_training(spec_file, lockstep)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            lockstep.hand_over("handwritten", finished=True)
+
+    thread = threading.Thread(target=handwritten, daemon=True)
+    thread.start()
+    try:
+        framework_training(spec_file, reports, lockstep)
+    finally:
+        lockstep.hand_over("framework", finished=True)
+        thread.join()
+    if errors:
+        raise errors[0]
+    return {side: seconds[1:] for side, seconds in lockstep.seconds.items()}  # the first epoch traces
 
 
 def whole_process(command: list[str]) -> tuple[float, str]:
@@ -114,20 +172,18 @@ def whole_process(command: list[str]) -> tuple[float, str]:
     return time.perf_counter() - start, result.stdout
 
 
-def steady_epoch_in_new_process(name: str, spec_file: Path, reports: Path) -> tuple[float, float]:
-    """(first epoch, steady epoch) of one training in a fresh process, so neither side inherits the other's state."""
-    command = [sys.executable, __file__, "--child", name, "--spec", str(spec_file), "--reports", str(reports)]
+def lockstep_in_new_process(spec_file: Path, reports: Path) -> dict[str, list[float]]:
+    """One lockstep round in a fresh process."""
+    command = [sys.executable, __file__, "--child", "--spec", str(spec_file), "--reports", str(reports)]
     _, stdout = whole_process(command)
-    first, steady = json.loads(stdout.strip().splitlines()[-1])
-    return first, steady
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
-def child(name: str, spec_file: Path, reports: Path) -> None:
+def child(spec_file: Path, reports: Path) -> None:
     from framework.quiet import import_tensorflow
 
     import_tensorflow()
-    first, steady = framework_epochs(spec_file, reports) if name == "framework" else handwritten_epochs(spec_file)
-    print(json.dumps([first, steady]))
+    print(json.dumps(lockstep_round(spec_file, reports)))
 
 
 def ratios(pairs: dict[str, list[float]]) -> tuple[float, float, float]:
@@ -139,24 +195,29 @@ def ratios(pairs: dict[str, list[float]]) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--child", choices=("framework", "handwritten"), help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--steady-only", action="store_true", help="only the steady-epoch rounds")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--reports", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.spec, args.reports)
+        return child(args.spec, args.reports)
     label, text = spec_text(args.epochs)
     work = Path(tempfile.mkdtemp(prefix="overhead-"))
     spec_file = work / "overhead.toml"
     spec_file.write_text(text)
     steady = {"framework": [], "handwritten": []}
     for round_ in range(args.rounds):
-        order = ("framework", "handwritten") if round_ % 2 == 0 else ("handwritten", "framework")
-        for name in order:
-            first, epoch = steady_epoch_in_new_process(name, spec_file, work / "reports")
-            steady[name].append(epoch)
-            print(f"round {round_ + 1} {name:11s} steady epoch {epoch:.3f} s (first epoch {first:.3f} s)", flush=True)
+        epochs = lockstep_in_new_process(spec_file, work / "reports")
+        for name, seconds in epochs.items():
+            steady[name].append(statistics.median(seconds))
+        print(f"round {round_ + 1} steady epoch: framework {steady['framework'][-1]:.3f} s, hand-written "
+              f"{steady['handwritten'][-1]:.3f} s (medians of {len(epochs['framework'])} epochs each)", flush=True)
+    epoch_ratio, epoch_low, epoch_high = ratios(steady)
+    if args.steady_only:
+        print(f"overhead_ratio={epoch_ratio:.3f} (rounds {epoch_low:.3f}-{epoch_high:.3f})")
+        return None
 
     walls = {"framework": [], "handwritten": []}
     outputs = {}
@@ -174,10 +235,10 @@ def main() -> None:
     runs = sorted((work / "wall").iterdir())
     fw_accuracy = json.loads((runs[-1] / "metrics.json").read_text())["test_accuracy"]
     hw_accuracy = float(outputs["handwritten"].split("test_accuracy=")[1].split()[0])
-    epoch_ratio, epoch_low, epoch_high = ratios(steady)
     wall_ratio, wall_low, wall_high = ratios(walls)
     print()
-    print(f"steady epoch ({label}, batch 128, {args.rounds} rounds x {args.epochs - 1} epochs, each a new process):")
+    print(f"steady epoch ({label}, batch 128, {args.rounds} rounds of {args.epochs} epochs each, taking turns, "
+          f"each round a new process):")
     print(f"  framework {statistics.median(steady['framework']):.3f} s   hand-written "
           f"{statistics.median(steady['handwritten']):.3f} s   ratio {epoch_ratio:.3f} (rounds {epoch_low:.3f}-{epoch_high:.3f})")
     print(f"whole process (digits MLP 64-128-64-10, 30 epochs, batch 32; {args.rounds} rounds):")

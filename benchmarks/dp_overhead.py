@@ -4,8 +4,8 @@
     python benchmarks/dp_overhead.py --breakdown      # where one DP step's time goes, part by part
 
 Both are measured in this one process, with XLA off and on, and DP with per-example gradients
-(``privacy.clipping = "vectorized"``) for comparison: the modes take turns step by step, and the median
-step time of each is printed, with the DP/plain ratio over each tenth of the steps as its spread. Then whole DP epochs through the framework's own pipelines, Poisson-sampled
+(``privacy.clipping = "vectorized"``) for comparison: the modes take turns ``--block`` steps at a time, and the
+median step time of each is printed, with the DP/plain ratio over each tenth of the steps as its spread. Then whole DP epochs through the framework's own pipelines, Poisson-sampled
 against shuffled batches, XLA off, interleaved. The last two lines are
 ``dp_step_ratio=<best DP mode / best non-DP mode>`` and ``poisson_vs_shuffle=<Poisson epoch / shuffled epoch>``.
 """
@@ -51,10 +51,12 @@ MODES = {  # name: (private, jit, clipping)
 }
 
 
-def interleaved_step_times(steps: int, batch: int, modes: dict = MODES) -> dict[str, list[float]]:
-    """Seconds of each of ``steps`` training steps per mode, the modes taking turns step by step (a slow spell of
-    the machine hits every mode alike). A step is the compiled model's ``train_function`` on one batch already in
-    memory, as ``fit`` calls it, waited for; the batches are the same for every mode."""
+def interleaved_step_times(steps: int, batch: int, block: int = 10, modes: dict = MODES) -> dict[str, list[float]]:
+    """Seconds of ``steps`` training steps per mode, the modes taking turns ``block`` steps at a time (a slow spell of
+    the machine hits every mode alike, and within a block the steps run back to back as in ``fit``; the first step
+    of each block, which finds the caches holding another model, is not counted). A step is the compiled model's
+    ``train_function`` on one batch already in memory, as ``fit`` calls it, waited for; every mode gets the same
+    batches."""
     import numpy as np
     import tensorflow as tf
 
@@ -67,11 +69,13 @@ def interleaved_step_times(steps: int, batch: int, modes: dict = MODES) -> dict[
         for data in batches[:3]:  # trace and compile
             tf.nest.map_structure(lambda t: t.numpy(), model.train_function(iter([data])))
     times: dict = {name: [] for name in models}
-    for step in range(steps):
+    for first in range(0, steps, block):
         for name, model in models.items():
-            start = time.perf_counter()
-            tf.nest.map_structure(lambda t: t.numpy(), model.train_function(iter([batches[step % len(batches)]])))
-            times[name].append(time.perf_counter() - start)
+            for step in range(first, first + block + 1):
+                start = time.perf_counter()
+                tf.nest.map_structure(lambda t: t.numpy(), model.train_function(iter([batches[step % len(batches)]])))
+                if step > first:
+                    times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -172,6 +176,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="interleaved steps per mode")
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--block", type=int, default=10, help="steps a mode runs before the next takes its turn")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the Poisson-vs-shuffle epochs")
     parser.add_argument("--epoch-steps", type=int, default=60, help="steps of those epochs")
     parser.add_argument("--sampling-only", action="store_true", help="only the Poisson-vs-shuffle epochs")
@@ -184,7 +189,7 @@ def main(argv=None) -> int:
         return breakdown(args.batch)
     best: dict = {}
     if not args.sampling_only:
-        times = interleaved_step_times(args.steps, args.batch)
+        times = interleaved_step_times(args.steps, args.batch, args.block)
         medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
         for name, ms in medians.items():
             print(f"{name:45s} {ms:8.1f} ms/step", flush=True)
@@ -192,9 +197,9 @@ def main(argv=None) -> int:
         private = min((n for n in medians if n.startswith("DP") and "vectorized" not in n), key=medians.get)
         best = {"plain": plain, "DP": private}
         # the spread: the same ratio over each tenth of the steps
-        tenth = max(args.steps // 10, 1)
+        tenth = max(len(times[plain]) // 10, 1)
         parts = [statistics.median(times[private][i:i + tenth]) / statistics.median(times[plain][i:i + tenth])
-                 for i in range(0, args.steps - tenth + 1, tenth)]
+                 for i in range(0, len(times[plain]) - tenth + 1, tenth)]
         print(f"best DP / best plain over each tenth of the steps: {min(parts):.2f}-{max(parts):.2f} "
               f"(median {statistics.median(parts):.2f})")
     epochs: dict = {"poisson": [], "shuffle": []}

@@ -18,6 +18,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # tables fit the terminal only where one is known; the tests read whole tables (pytest-xdist's workers set COLUMNS)
 os.environ.pop("COLUMNS", None)
 
+# The longest test files first (seconds from `pytest --durations=0`): pytest-xdist's loadfile scheduling hands files
+# out in collection order, so long files start early instead of keeping one worker busy after the others finish.
+LONGEST_FILES_FIRST = [
+    "test_tune.py", "test_resume.py", "test_generative.py", "test_records.py", "test_use.py", "test_privacy.py",
+    "test_privacy_paths.py", "test_plugins.py", "test_families.py", "test_startup.py", "test_reliability.py",
+    "test_distribute.py", "test_explain_more.py", "test_word2vec.py", "test_scattering.py", "test_images.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -174,7 +174,7 @@ def breakdown(batch: int, repeats: int = 40) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300, help="interleaved steps per mode")
+    parser.add_argument("--steps", type=int, default=300, help="timed steps per mode (rounded up to whole blocks)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--block", type=int, default=10, help="steps a mode runs before the next takes its turn")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the Poisson-vs-shuffle epochs")

@@ -87,6 +87,8 @@ class Lockstep:
             self.condition.notify_all()
 
     def callback(self, side: str):
+        import threading
+
         import keras
 
         lockstep = self
@@ -94,6 +96,10 @@ class Lockstep:
         class TakeTurns(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 if epoch > 0:
+                    # the framework writes its backup and history.csv in a thread: on this side's clock, not the other's
+                    for thread in threading.enumerate():
+                        if thread.name == "checkpoint-writer":
+                            thread.join()
                     lockstep.seconds[side].append(time.perf_counter() - self.started)
                     lockstep.hand_over(side)
                     lockstep.wait(side)

@@ -243,6 +243,17 @@ def test_greedy_decoding_feeds_back_its_own_outputs():
     assert greedy_decode(Counter(), encoding, sources) == expected
     assert greedy_decode(Counter(), encoding, sources, batch_size=2) == expected
 
+    class MirroredCounter(Counter):  # under a multi-replica strategy only predict() splits a batch correctly
+        distribute_strategy = type("Strategy", (), {"num_replicas_in_sync": 2})()
+
+        def predict(self, inputs, **_):
+            return Counter.predict_on_batch(self, inputs)
+
+        def predict_on_batch(self, inputs):
+            raise AssertionError("predict_on_batch under a multi-replica strategy")
+
+    assert greedy_decode(MirroredCounter(), encoding, sources) == expected
+
 
 # --- multi-task ------------------------------------------------------------------------------
 

@@ -145,7 +145,7 @@ def test_integrated_gradients_sum_to_the_score_difference(image_run):
 
 
 def test_integrated_gradients_are_the_same_whatever_the_batch_of_path_points(image_run, text_run):
-    """All examples' path points share batches: rows split across batches must still add up per example."""
+    """All examples' path points share batches: however many points a batch holds, each example's sum is the same."""
     import tensorflow as tf
 
     from framework.use.explain import (_class_scores, _ScaledEmbedding, _text_layers, integrated_gradients,
@@ -164,8 +164,9 @@ def test_integrated_gradients_are_the_same_whatever_the_batch_of_path_points(ima
     texts = np.array(["a truly wonderful film", "dull and far too long", "not bad at all"], dtype=object)
     classes, outputs = predicted_classes(model, texts)
     ids, ig = token_attributions(model, texts, classes, steps=64)
-    _, ig_small_batches = token_attributions(model, texts, classes, steps=64, batch_size=7)
-    np.testing.assert_allclose(ig_small_batches, ig, rtol=1e-4, atol=1e-6)
+    for batch_size in (7, 2):  # two path points per batch (a partial last batch), and one (fewer rows than texts)
+        _, ig_small_batches = token_attributions(model, texts, classes, steps=64, batch_size=batch_size)
+        np.testing.assert_allclose(ig_small_batches, ig, rtol=1e-4, atol=1e-6)
     # completeness over the embedding: the tokens' IG adds up to f(x) - f(zero embedding)
     _, embedding = _text_layers(model)
     with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:

@@ -103,10 +103,15 @@ def greedy_decode(model, encoding: SequenceEncoding, sources, batch_size: int = 
     decoded = np.zeros((len(sources), encoding.target_length), dtype="int32")
     decoder_in = np.zeros_like(decoded)
     decoder_in[:, 0] = START
-    for start in range(0, len(sources), batch_size):  # predict_on_batch: no dataset built per decoding step
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:  # predict() splits a batch over the replicas
+        predict = lambda inputs: model.predict(inputs, batch_size=batch_size, verbose=0)  # noqa: E731
+    else:  # predict_on_batch: no dataset built per decoding step
+        predict = model.predict_on_batch
+    for start in range(0, len(sources), batch_size):
         rows = slice(start, start + batch_size)
         for step in range(encoding.target_length):
-            probabilities = np.asarray(model.predict_on_batch(
+            probabilities = np.asarray(predict(
                 {encoding.source_input: source_ids[rows], encoding.decoder_input: decoder_in[rows]}))
             decoded[rows, step] = probabilities[:, step].argmax(axis=-1)
             if step + 1 < encoding.target_length:

@@ -55,22 +55,22 @@ def gradients(model, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def integrated_gradients(model, x: np.ndarray, baseline: np.ndarray, classes: np.ndarray, steps: int = IG_STEPS,
-                         batch_size: int = 512) -> np.ndarray:
+                         batch_size: int = 128) -> np.ndarray:
     """(x - baseline) times the average gradient on the straight path from baseline to x (Riemann, midpoints).
-    The path points of all examples go through the model ``batch_size`` at a time (row r: point r // len(x) of
-    example r % len(x))."""
-    count = len(x)
-    alphas = np.repeat((np.arange(steps) + 0.5) / steps, count)
+    Several path points of all examples go through the model at once: as many as fit in ``batch_size`` rows, at
+    least one."""
+    alphas = (np.arange(steps) + 0.5) / steps
+    per_batch = max(1, batch_size // max(len(x), 1))
     total = np.zeros_like(x)
-    for start in range(0, len(alphas), batch_size):
-        examples = np.arange(start, min(start + batch_size, len(alphas))) % count
-        alpha = alphas[start:start + batch_size].reshape(-1, *[1] * (x.ndim - 1))
-        points = (baseline[examples] + alpha * (x[examples] - baseline[examples])).astype("float32")
-        np.add.at(total, examples, gradients(model, points, classes[examples]))
+    for first in range(0, steps, per_batch):
+        points = alphas[first:first + per_batch].reshape(-1, 1, *[1] * (x.ndim - 1))
+        path = (baseline[None] + points * (x - baseline)[None]).astype("float32")  # (points, examples, ...)
+        found = gradients(model, path.reshape(-1, *x.shape[1:]), np.tile(classes, len(points)))
+        total += found.reshape(len(points), *x.shape).sum(axis=0)
     return (x - baseline) * total / steps
 
 
-def model_outputs(model, x, batch_size: int = 512) -> np.ndarray:
+def model_outputs(model, x, batch_size: int = 128) -> np.ndarray:
     """The model's outputs for ``x`` (an array), ``batch_size`` examples at a time through ``predict_on_batch``.
 
     Explanations call the model hundreds of times on a few examples each (perturbed copies, deletion curves);
@@ -527,28 +527,29 @@ class _ScaledEmbedding:
         del self.layer.call  # back to the class's method
 
 
-def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int = IG_STEPS, batch_size: int = 512):
+def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int = IG_STEPS, batch_size: int = 128):
     """(token ids, IG per token): the embedding's IG from a zero embedding, summed over its width.
 
-    Every (path point, text) pair is one row of a batch, so the model runs a few times rather than once per point."""
+    Several path points of all texts go through the model at once (as many as fit in ``batch_size`` rows, at least
+    one): every batch holds every text, so a vectorizer without a fixed length pads each batch alike."""
     import tensorflow as tf
 
     vectorizer, embedding = _text_layers(model)
     ids = np.asarray(vectorizer(tf.constant(texts)))
     count = len(texts)
-    alphas = np.repeat((np.arange(steps) + 0.5) / steps, count)  # row r: path point r // count of text r % count
-    rows_texts, rows_classes = np.tile(texts, steps), np.tile(classes, steps)
-    total, full = None, None
-    for start in range(0, len(alphas), batch_size):
-        rows = slice(start, start + batch_size)
+    alphas = (np.arange(steps) + 0.5) / steps
+    per_batch = max(1, batch_size // max(count, 1))
+    total, full = 0.0, None
+    for first in range(0, steps, per_batch):
+        points = alphas[first:first + per_batch]
         with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
-            hook.alpha = tf.constant(alphas[rows, None, None], tf.float32)
-            scores = _class_scores(model(tf.constant(rows_texts[rows]), training=False), rows_classes[rows])
-            grads = tape.gradient(scores, hook.output).numpy()
-        if total is None:
-            total = np.zeros((count, *grads.shape[1:]), grads.dtype)
-            full = hook.output.numpy()[:count] / alphas[:count, None, None]  # the first point of each text
-        np.add.at(total, np.arange(start, start + len(grads)) % count, grads)
+            hook.alpha = tf.constant(np.repeat(points, count)[:, None, None], tf.float32)
+            scores = _class_scores(model(tf.constant(np.tile(texts, len(points))), training=False),
+                                   np.tile(classes, len(points)))
+            grads = tape.gradient(scores, hook.output).numpy().astype("float32")  # summed in float32
+        total = total + grads.reshape(len(points), count, *grads.shape[1:]).sum(axis=0)
+        if full is None:  # each text's embedding, from the first path point
+            full = hook.output.numpy()[:count].astype("float32") / points[0]
     return ids, (full * total / steps).sum(axis=-1)
 
 

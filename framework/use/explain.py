@@ -59,15 +59,21 @@ def integrated_gradients(model, x: np.ndarray, baseline: np.ndarray, classes: np
     """(x - baseline) times the average gradient on the straight path from baseline to x (Riemann, midpoints).
     Several path points of all examples go through the model at once: as many as fit in ``batch_size`` rows, at
     least one."""
-    alphas = (np.arange(steps) + 0.5) / steps
-    per_batch = max(1, batch_size // max(len(x), 1))
     total = np.zeros_like(x)
-    for first in range(0, steps, per_batch):
-        points = alphas[first:first + per_batch].reshape(-1, 1, *[1] * (x.ndim - 1))
-        path = (baseline[None] + points * (x - baseline)[None]).astype("float32")  # (points, examples, ...)
+    for points in path_point_groups(steps, len(x), batch_size):
+        scale = points.reshape(-1, 1, *[1] * (x.ndim - 1))
+        path = (baseline[None] + scale * (x - baseline)[None]).astype("float32")  # (points, examples, ...)
         found = gradients(model, path.reshape(-1, *x.shape[1:]), np.tile(classes, len(points)))
         total += found.reshape(len(points), *x.shape).sum(axis=0)
     return (x - baseline) * total / steps
+
+
+def path_point_groups(steps: int, examples: int, batch_size: int) -> list[np.ndarray]:
+    """IG's path points (the midpoints of ``steps`` equal parts of [0, 1]) in groups: as many points per group as
+    fit in ``batch_size`` rows with a row per example and point, at least one."""
+    alphas = (np.arange(steps) + 0.5) / steps
+    per_group = max(1, batch_size // max(examples, 1))
+    return [alphas[first:first + per_group] for first in range(0, steps, per_group)]
 
 
 def model_outputs(model, x, batch_size: int = 128) -> np.ndarray:
@@ -537,11 +543,8 @@ def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int
     vectorizer, embedding = _text_layers(model)
     ids = np.asarray(vectorizer(tf.constant(texts)))
     count = len(texts)
-    alphas = (np.arange(steps) + 0.5) / steps
-    per_batch = max(1, batch_size // max(count, 1))
     total, full = 0.0, None
-    for first in range(0, steps, per_batch):
-        points = alphas[first:first + per_batch]
+    for points in path_point_groups(steps, count, batch_size):
         with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
             hook.alpha = tf.constant(np.repeat(points, count)[:, None, None], tf.float32)
             scores = _class_scores(model(tf.constant(np.tile(texts, len(points))), training=False),

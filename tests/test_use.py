@@ -134,13 +134,13 @@ def test_explain_image_run_writes_maps_that_pass_the_deletion_check(cli, image_r
 
 def test_integrated_gradients_sum_to_the_score_difference(image_run):
     """IG's completeness: attributions add up to f(x) - f(baseline)."""
-    from framework.use.explain import _score, integrated_gradients, predicted_classes
+    from framework.use.explain import integrated_gradients, model_class_scores, predicted_classes
 
     run, x, _ = _model_and_tests(image_run, 4)
     classes, _ = predicted_classes(run.model, x)
     baseline = np.zeros_like(x)
     ig = integrated_gradients(run.model, x, baseline, classes, steps=64)
-    expected = _score(run.model, x, classes) - _score(run.model, baseline, classes)
+    expected = model_class_scores(run.model, x, classes) - model_class_scores(run.model, baseline, classes)
     np.testing.assert_allclose(ig.reshape(len(x), -1).sum(axis=1), expected, atol=0.03)
 
 
@@ -148,8 +148,8 @@ def test_integrated_gradients_are_the_same_whatever_the_batch_of_path_points(ima
     """All examples' path points share batches: however many points a batch holds, each example's sum is the same."""
     import tensorflow as tf
 
-    from framework.use.explain import (_class_scores, _ScaledEmbedding, _text_layers, integrated_gradients,
-                                       predicted_classes, token_attributions)
+    from framework.use.explain import (ScaledEmbedding, class_scores, integrated_gradients, predicted_classes,
+                                       text_layers, token_attributions)
     from framework.use.trained import TrainedRun
 
     run, x, _ = _model_and_tests(image_run, 3)
@@ -163,16 +163,16 @@ def test_integrated_gradients_are_the_same_whatever_the_batch_of_path_points(ima
     model = TrainedRun.open(text_run).model
     texts = np.array(["a truly wonderful film", "dull and far too long", "not bad at all"], dtype=object)
     classes, outputs = predicted_classes(model, texts)
-    ids, ig = token_attributions(model, texts, classes, steps=64)
+    _, ig = token_attributions(model, texts, classes, steps=64)
     for batch_size in (7, 2):  # two path points per batch (a partial last batch), and one (fewer rows than texts)
         _, ig_small_batches = token_attributions(model, texts, classes, steps=64, batch_size=batch_size)
         np.testing.assert_allclose(ig_small_batches, ig, rtol=1e-4, atol=1e-6)
     # completeness over the embedding: the tokens' IG adds up to f(x) - f(zero embedding)
-    _, embedding = _text_layers(model)
-    with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
+    _, embedding = text_layers(model)
+    with tf.GradientTape() as tape, ScaledEmbedding(embedding, tape) as hook:
         hook.alpha = 0.0
-        at_zero = _class_scores(model(tf.constant(texts), training=False), classes).numpy()
-    at_texts = _class_scores(tf.constant(outputs), classes).numpy()
+        at_zero = class_scores(model(tf.constant(texts), training=False), classes).numpy()
+    at_texts = class_scores(tf.constant(outputs), classes).numpy()
     np.testing.assert_allclose(ig.sum(axis=1), at_texts - at_zero, atol=0.02)
 
 

@@ -36,7 +36,8 @@ DELETE_FRACTION = 0.1
 # --- gradients -------------------------------------------------------------------------------
 
 
-def _class_scores(outputs, classes):
+def class_scores(outputs, classes):
+    """Each row's output for its class (a tensor): the one value of a sigmoid or regression output."""
     import tensorflow as tf
 
     if outputs.shape[-1] == 1:  # a sigmoid or a regression value
@@ -50,7 +51,7 @@ def gradients(model, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
     x = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        scores = _class_scores(model(x, training=False), classes)
+        scores = class_scores(model(x, training=False), classes)
     return tape.gradient(scores, x).numpy()
 
 
@@ -95,7 +96,8 @@ def predicted_classes(model, x) -> tuple[np.ndarray, np.ndarray]:
     return classes, outputs
 
 
-def _score(model, x, classes) -> np.ndarray:
+def model_class_scores(model, x, classes) -> np.ndarray:
+    """The model's output for each example's class, as an array (class_scores on model_outputs)."""
     outputs = model_outputs(model, x)
     return outputs[:, 0] if outputs.shape[1] == 1 else outputs[np.arange(len(classes)), classes]
 
@@ -111,7 +113,7 @@ def deletion_check(model, x, baseline, importance, classes, seed: int = 0) -> di
     rng = np.random.default_rng(seed)
     flat = importance.reshape(len(x), -1)
     k = max(1, int(round(DELETE_FRACTION * flat.shape[1])))
-    before = _score(model, x, classes)
+    before = model_class_scores(model, x, classes)
     masked = {}
     for name in ("top", "random"):
         x_new = x.copy()
@@ -120,7 +122,7 @@ def deletion_check(model, x, baseline, importance, classes, seed: int = 0) -> di
         for i in range(len(x)):
             chosen = np.argsort(-flat[i])[:k] if name == "top" else rng.choice(flat.shape[1], k, replace=False)
             spatial[i, chosen] = base[i, chosen]
-        masked[name] = float(np.mean(before - _score(model, spatial.reshape(x.shape), classes)))
+        masked[name] = float(np.mean(before - model_class_scores(model, spatial.reshape(x.shape), classes)))
     return {"deleted_fraction": DELETE_FRACTION, "drop_top": masked["top"], "drop_random": masked["random"],
             "passes": masked["top"] > masked["random"]}
 
@@ -459,7 +461,8 @@ def _shap_values(run, x, baseline, classes):
     values = []
     for i in range(len(x)):
         explainer = shap.KernelExplainer(
-            lambda v, c=classes[i]: _score(run.model, v.astype("float32"), np.full(len(v), c)), baseline[:1]
+            lambda v, c=classes[i]: model_class_scores(run.model, v.astype("float32"), np.full(len(v), c)),
+            baseline[:1]
         )
         values.append(explainer.shap_values(x[i : i + 1], nsamples=200, silent=True)[0])
     return np.asarray(values)
@@ -499,7 +502,7 @@ def _feature_figure(attributions, labels, names, out: Path, top: int = 15) -> li
 # --- text ------------------------------------------------------------------------------------
 
 
-def _text_layers(model):
+def text_layers(model):
     import keras
 
     vectorizer = next((l for l in model.layers if isinstance(l, keras.layers.TextVectorization)), None)
@@ -509,7 +512,7 @@ def _text_layers(model):
     return vectorizer, embedding
 
 
-class _ScaledEmbedding:
+class ScaledEmbedding:
     """Scales an Embedding's output by ``alpha`` (a number, or one per row) during a call and keeps it for the
     gradient tape."""
 
@@ -540,14 +543,14 @@ def token_attributions(model, texts: np.ndarray, classes: np.ndarray, steps: int
     one): every batch holds every text, so a vectorizer without a fixed length pads each batch alike."""
     import tensorflow as tf
 
-    vectorizer, embedding = _text_layers(model)
+    vectorizer, embedding = text_layers(model)
     ids = np.asarray(vectorizer(tf.constant(texts)))
     count = len(texts)
     total, full = 0.0, None
     for points in path_point_groups(steps, count, batch_size):
-        with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
+        with tf.GradientTape() as tape, ScaledEmbedding(embedding, tape) as hook:
             hook.alpha = tf.constant(np.repeat(points, count)[:, None, None], tf.float32)
-            scores = _class_scores(model(tf.constant(np.tile(texts, len(points))), training=False),
+            scores = class_scores(model(tf.constant(np.tile(texts, len(points))), training=False),
                                    np.tile(classes, len(points)))
             grads = tape.gradient(scores, hook.output).numpy().astype("float32")  # summed in float32
         total = total + grads.reshape(len(points), count, *grads.shape[1:]).sum(axis=0)
@@ -563,9 +566,9 @@ def token_saliency(model, texts: np.ndarray, classes: np.ndarray) -> np.ndarray:
     first and, removed first, they raise the class's probability (it then loses to a random order)."""
     import tensorflow as tf
 
-    _, embedding = _text_layers(model)
-    with tf.GradientTape() as tape, _ScaledEmbedding(embedding, tape) as hook:
-        scores = _class_scores(model(tf.constant(texts), training=False), classes)
+    _, embedding = text_layers(model)
+    with tf.GradientTape() as tape, ScaledEmbedding(embedding, tape) as hook:
+        scores = class_scores(model(tf.constant(texts), training=False), classes)
         grads = tape.gradient(scores, hook.output).numpy()
         embedded = hook.output.numpy()
     return (grads * embedded).sum(axis=-1)
@@ -586,7 +589,7 @@ def _explain_text(run: TrainedRun, samples: int, out: Path, methods: list[str] |
     splits, seed = _load_splits(run)
     texts = np.asarray(splits.x_test[:samples], dtype=object)
     model = run.model
-    vectorizer, _ = _text_layers(model)
+    vectorizer, _ = text_layers(model)
     vocabulary = vectorizer.get_vocabulary()
     classes, outputs = predicted_classes(model, texts)
     ids = np.asarray(vectorizer(tf.constant(texts)))
@@ -680,7 +683,7 @@ def _text_deletion_check(model, tokens_per_text, classes, seed: int = 0, fractio
         texts["full"].append(" ".join(tokens))
         texts["top"].append(" ".join(t for j, t in enumerate(tokens) if j not in top))
         texts["random"].append(" ".join(t for j, t in enumerate(tokens) if j not in random))
-    score = {k: _score(model, np.array(v, dtype=object), classes) for k, v in texts.items()}
+    score = {k: model_class_scores(model, np.array(v, dtype=object), classes) for k, v in texts.items()}
     drop_top = float(np.mean(score["full"] - score["top"]))
     drop_random = float(np.mean(score["full"] - score["random"]))
     return {"deleted_fraction": fraction, "drop_top": drop_top, "drop_random": drop_random, "passes": drop_top > drop_random}

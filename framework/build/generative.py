@@ -163,7 +163,7 @@ def build_generative(spec: Spec, example_shape: tuple, classes: int, steps_per_e
                      train_examples: int | None = None):
     """The compiled VAE or GAN the spec declares (a keras.Model whose train_step trains it), and with [privacy] its
     privacy plan and DP seeds (None without, or without data as in `check`): (model, plan, seeds)."""
-    from framework.train.compile import make_optimizer
+    from framework.train.compile import make_optimizer, steps_per_execution
 
     keras = _keras()
     if plan is not None and plan.model_layers():
@@ -202,11 +202,13 @@ def build_generative(spec: Spec, example_shape: tuple, classes: int, steps_per_e
             model.make_private(dp_model, spec.train.batch_size)
             loss = pair_loss(m.gan_loss)
     try:
-        model.compile(optimizer=make_optimizer(spec, steps_per_epoch), jit_compile=spec.train.jit_compile, **optimizers)
+        model.compile(optimizer=make_optimizer(spec, steps_per_epoch), jit_compile=spec.train.jit_compile,
+                      steps_per_execution=steps_per_execution(spec), **optimizers)
         if private and m.kind == "gan":
             dp_model.compile(optimizer=model.optimizer, loss=loss, jit_compile=spec.train.jit_compile)
         elif private:
-            model.compile(optimizer=model.optimizer, loss=loss, jit_compile=spec.train.jit_compile)
+            model.compile(optimizer=model.optimizer, loss=loss, jit_compile=spec.train.jit_compile,
+                          steps_per_execution=steps_per_execution(spec))
     except SpecError:
         raise
     except Exception as exc:

@@ -24,7 +24,7 @@ ARCHITECTURE = "model.architecture"
 
 # Metric columns shown first, in this order, when present.
 LEAD_COLUMNS = ["run", "name", "status", "seed"]
-TRAILING_COLUMNS = ["params", "teacher_params", "epochs", "best_epoch", "train_seconds", "examples_per_second", "jit_compile", "augmentation", "epsilon"]
+TRAILING_COLUMNS = ["params", "teacher_params", "epochs", "best_epoch", "train_seconds", "examples_per_second", "jit_compile", "steps_per_execution", "augmentation", "epsilon"]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -101,6 +101,7 @@ def _start(loaded: LoadedSpec, prepared: Prepared, reports_dir) -> RunResult:
     copy_into_run(folder.path, prepared.built.facts)
     environment = describe_environment(loaded.path.parent if loaded.path else None)
     environment["jit_compile"] = bool(model.jit_compile)
+    environment["steps_per_execution"] = int(model.steps_per_execution)
     environment["mixed_precision"] = spec.train.mixed_precision
     environment["deterministic"] = deterministic_ops(spec)
     environment["augmentation_placement"] = prepared.built.augmentation.placement
@@ -111,6 +112,7 @@ def _start(loaded: LoadedSpec, prepared: Prepared, reports_dir) -> RunResult:
         "status": "running",
         "seed": spec.seed,
         "jit_compile": bool(model.jit_compile),
+        "steps_per_execution": int(model.steps_per_execution),
         "deterministic": deterministic_ops(spec),
         "params": int(model.count_params()),
         "train_examples": prepared.splits.train_size,

@@ -45,6 +45,15 @@ class TrainSpec(StrictModel):
     jit_compile: Literal["auto", True, False] = Field(
         "auto", description="XLA: 'auto' follows Keras (XLA on GPU, not on CPU); the mode that ran is recorded."
     )
+    steps_per_execution: Literal["auto"] | int = Field(
+        "auto",
+        description=(
+            "Batches per compiled call (Keras's steps_per_execution): fewer round trips through Python, which for "
+            "small models is much of each step; the same updates in the same order. Batch-level callback hooks then "
+            "run once per call. 'auto': 16, or 1 when a train.callbacks entry acts on batches; the value that ran is "
+            "recorded."
+        ),
+    )
     mixed_precision: bool = Field(False, description="Train with the mixed_float16 policy (outputs stay float32).")
     deterministic: Literal["auto", True, False] = Field(
         "auto",
@@ -64,6 +73,13 @@ class TrainSpec(StrictModel):
             "standard output is a terminal, one line per epoch otherwise (logs, CI, notebooks' captured output)."
         ),
     )
+
+    @field_validator("steps_per_execution", mode="before")
+    @classmethod
+    def _whole_batches_or_auto(cls, value):
+        if value == "auto" or (type(value) is int and 1 <= value <= 100_000):
+            return value
+        raise ValueError(f"must be a whole number of batches from 1 to 100000, or \"auto\"; got {value!r}")
 
     @property
     def keras_verbose(self) -> int:

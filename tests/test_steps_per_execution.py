@@ -1,0 +1,54 @@
+"""train.steps_per_execution: several batches per compiled call make the same updates, in the same order, as one
+batch per call (DP noise, Poisson batches, Dropout and augmentation included); "auto" falls back to 1 for callbacks
+that act on batches; a bad value is one message at the key."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import run_outcome, tiny_spec
+
+
+def test_several_batches_per_call_train_exactly_as_one_per_call(tmp_path):
+    from framework.spec.load import load_spec_input
+    from framework.train.run import run_experiment
+
+    # 2 epochs of Poisson batches (about 13 per epoch): 5 per call leaves a shorter last call in each epoch
+    spec = tiny_spec(train={"epochs": 2, "batch_size": 128, "verbose": 0}, regularization={"dropout": 0.2},
+                     augmentation={"steps": [{"type": "GaussianNoise", "stddev": 0.1}]},
+                     privacy={"l2_norm_clip": 1.0, "noise_multiplier": 1.1, "reproducible_noise": True})
+    outcomes = {}
+    for steps in (1, 5):
+        spec["train"]["steps_per_execution"] = steps
+        result = run_experiment(load_spec_input(spec), tmp_path / str(steps))
+        assert result.prepared.model.steps_per_execution == steps
+        assert json.loads((result.folder.path / "environment.json").read_text())["steps_per_execution"] == steps
+        outcomes[steps] = run_outcome(result.folder.path)
+    (one, one_history), (five, five_history) = outcomes[1], outcomes[5]
+    assert (one.pop("steps_per_execution"), five.pop("steps_per_execution")) == (1, 5)
+    one.pop("resolved_digest"), five.pop("resolved_digest")  # the specs differ in that one key
+    assert one == five and one["status"] == "completed"
+    pd.testing.assert_frame_equal(one_history, five_history)
+
+
+@pytest.mark.parametrize(("callbacks", "expected"), [
+    ([], 16),
+    ([{"type": "EarlyStopping", "monitor": "val_loss"}], 16),  # acts on epochs only
+    ([{"type": "TerminateOnNaN"}], 1),  # acts on every batch
+])
+def test_auto_is_one_batch_per_call_only_for_callbacks_that_act_on_batches(callbacks, expected):
+    from framework.spec.load import load_spec_input
+    from framework.train.compile import AUTO_STEPS_PER_EXECUTION, steps_per_execution
+
+    spec = load_spec_input(tiny_spec(train={"callbacks": callbacks})).spec
+    assert steps_per_execution(spec) == expected
+    assert AUTO_STEPS_PER_EXECUTION == 16
+    assert steps_per_execution(load_spec_input(tiny_spec(train={"callbacks": callbacks, "steps_per_execution": 3})).spec) == 3
+
+
+@pytest.mark.parametrize("value", [0, -2, 2.5, "many", True])
+def test_a_bad_value_is_one_message_at_the_key(cli, write_spec, value):
+    code, out, err = cli("check", write_spec(tiny_spec(train={"steps_per_execution": value})))
+    assert code == 2 and "Traceback" not in err
+    assert "train.steps_per_execution" in err and "whole number of batches" in err

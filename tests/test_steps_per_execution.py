@@ -32,19 +32,28 @@ def test_several_batches_per_call_train_exactly_as_one_per_call(tmp_path):
     pd.testing.assert_frame_equal(one_history, five_history)
 
 
-@pytest.mark.parametrize(("callbacks", "expected"), [
-    ([], 16),
-    ([{"type": "EarlyStopping", "monitor": "val_loss"}], 16),  # acts on epochs only
-    ([{"type": "TerminateOnNaN"}], 1),  # acts on every batch
+@pytest.mark.parametrize(("sections", "expected"), [
+    ({}, 16),
+    ({"train": {"callbacks": [{"type": "EarlyStopping", "monitor": "val_loss"}]}}, 16),  # acts on epochs only
+    ({"train": {"callbacks": [{"type": "TerminateOnNaN"}]}}, 1),  # acts on every batch
+    ({"distribute": {"strategy": "mirrored", "cpu_devices": 2}}, 1),  # Keras's multi-step loop fails there
 ])
-def test_auto_is_one_batch_per_call_only_for_callbacks_that_act_on_batches(callbacks, expected):
+def test_auto_is_one_batch_per_call_for_batch_callbacks_and_distribution(sections, expected):
     from framework.spec.load import load_spec_input
     from framework.train.compile import AUTO_STEPS_PER_EXECUTION, steps_per_execution
 
-    spec = load_spec_input(tiny_spec(train={"callbacks": callbacks})).spec
-    assert steps_per_execution(spec) == expected
     assert AUTO_STEPS_PER_EXECUTION == 16
-    assert steps_per_execution(load_spec_input(tiny_spec(train={"callbacks": callbacks, "steps_per_execution": 3})).spec) == 3
+    assert steps_per_execution(load_spec_input(tiny_spec(**sections)).spec) == expected
+    if "distribute" not in sections:
+        chosen = tiny_spec(**{**sections, "train": {**sections.get("train", {}), "steps_per_execution": 3}})
+        assert steps_per_execution(load_spec_input(chosen).spec) == 3
+
+
+def test_several_batches_per_call_with_mirrored_replicas_is_refused_at_the_key(cli, write_spec):
+    spec = tiny_spec(train={"steps_per_execution": 4}, distribute={"strategy": "mirrored", "cpu_devices": 2})
+    code, _, err = cli("check", write_spec(spec))
+    assert code == 2 and "Traceback" not in err
+    assert "train.steps_per_execution" in err and "set it to 1" in err
 
 
 @pytest.mark.parametrize("value", [0, -2, 2.5, "many", True])

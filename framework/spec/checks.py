@@ -200,6 +200,18 @@ def check_distribute_privacy(spec: Spec, context: Mapping[str, Any]) -> None:
         )
 
 
+def check_distribute_steps_per_execution(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Keras 3's multi-step loop fails under a mirrored strategy (keras-team/keras#19246: "You must feed a value for
+    placeholder tensor"); "auto" is 1 there."""
+    steps = spec.train.steps_per_execution
+    if spec.distribute is not None and spec.distribute.strategy != "tpu" and steps != "auto" and steps > 1:
+        raise PydanticCustomError(
+            "distribute_steps_per_execution", "train.steps_per_execution = {steps} with [distribute] strategy = "
+            "'{strategy}': Keras's loop of several batches per call fails under that strategy; set it to 1 or "
+            "\"auto\"", {"path": "train.steps_per_execution", "steps": steps, "strategy": spec.distribute.strategy},
+        )
+
+
 def check_distribute_distill(spec: Spec, context: Mapping[str, Any]) -> None:
     """The teacher model is not replicated."""
     if spec.distribute is not None and spec.distill is not None:
@@ -366,6 +378,7 @@ CHECKS: list[Check] = [
     check_sequence_inputs,
     check_targets_outputs,
     check_distribute_privacy,
+    check_distribute_steps_per_execution,
     check_distribute_distill,
     check_distill_privacy,
     check_distill_outputs,

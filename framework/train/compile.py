@@ -120,8 +120,9 @@ BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_tra
 
 
 def steps_per_execution(spec: Spec) -> int:
-    """``train.steps_per_execution`` resolved: "auto" is AUTO_STEPS_PER_EXECUTION unless a ``train.callbacks`` class
-    overrides a batch hook (it would then see every 16th batch only), in which case 1.
+    """``train.steps_per_execution`` resolved: "auto" is AUTO_STEPS_PER_EXECUTION, but 1 with ``[distribute]`` (Keras's
+    loop of several batches per call fails under a mirrored strategy; spec/checks.py) or when a ``train.callbacks``
+    class overrides a batch hook (it would see only every 16th batch).
 
     >>> steps_per_execution(spec)  # a spec without batch-level callbacks
     16
@@ -129,9 +130,11 @@ def steps_per_execution(spec: Spec) -> int:
     chosen = spec.train.steps_per_execution
     if chosen != "auto":
         return chosen
-    import keras
-
+    if spec.distribute is not None:
+        return 1
     for i, callback in enumerate(spec.train.callbacks):
+        import keras
+
         cls = registry.get("callback", callback.type, path=f"train.callbacks[{i}].type")
         if any(getattr(cls, hook, None) is not getattr(keras.callbacks.Callback, hook) for hook in BATCH_HOOKS):
             return 1

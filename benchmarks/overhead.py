@@ -129,6 +129,7 @@ def handwritten_training(spec_file: Path, lockstep: Lockstep) -> None:
     from framework.data.pipeline import evaluation_dataset, training_dataset
     from framework.spec import load_spec
     from framework.train.compile import steps_per_execution
+    from framework.train.prepare import count_steps
 
     spec = load_spec(spec_file).spec
     keras.utils.set_random_seed(spec.seed)  # no clear_session: the other side's model lives in this process
@@ -140,7 +141,8 @@ def handwritten_training(spec_file: Path, lockstep: Lockstep) -> None:
         keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution(spec))  # the framework's setting
+                  steps_per_execution=steps_per_execution(spec, count_steps(len(splits.y_train), spec.train.batch_size,
+                                                                            poisson=False)))  # the framework's setting
     batch = spec.train.batch_size
     train, shuffle = training_dataset(splits.x_train, splits.y_train, batch_size=batch, data_spec=spec.data, seed=spec.seed)
     val = evaluation_dataset(splits.x_val, splits.y_val, batch_size=batch, data_spec=spec.data)
@@ -239,20 +241,22 @@ def main() -> None:
         print(f"overhead_ratio={epoch_ratio:.3f} (rounds {epoch_low:.3f}-{epoch_high:.3f})")
         return None
 
-    from framework.spec import load_spec
-    from framework.train.compile import steps_per_execution
-
-    batches_per_call = steps_per_execution(load_spec(ROOT / "benchmarks" / "digits_mlp.toml").spec)
     walls = {"framework": [], "handwritten": [], "keras_defaults": []}
     outputs = {}
     commands = {
         "framework": [sys.executable, "-m", "framework", "run", "benchmarks/digits_mlp.toml", "--reports", str(work / "wall")],
-        "handwritten": [sys.executable, "benchmarks/handwritten_mlp.py", "--steps-per-execution", str(batches_per_call)],
+        "handwritten": [sys.executable, "benchmarks/handwritten_mlp.py", "--steps-per-execution", "<the framework's>"],
         "keras_defaults": [sys.executable, "benchmarks/handwritten_mlp.py"],
     }
+    batches_per_call = None
     for round_ in range(args.rounds):
-        order = list(commands)[round_ % 3:] + list(commands)[:round_ % 3]  # each side first in turn
-        for name in order:
+        order = list(commands)[round_ % 3:] + list(commands)[:round_ % 3]  # each side first in turn; the framework
+        for name in order:  # first of all, so the hand-written side can take the value its run recorded
+            if batches_per_call is None and name == "framework":
+                whole_process(commands["framework"])  # not timed: the value that ran (train.steps_per_execution)
+                ran = json.loads((next((work / "wall").iterdir()) / "metrics.json").read_text())
+                batches_per_call = ran["steps_per_execution"]
+                commands["handwritten"][-1] = str(batches_per_call)
             seconds, outputs[name] = whole_process(commands[name])
             walls[name].append(seconds)
             print(f"round {round_ + 1} {name:14s} whole process {seconds:.2f} s", flush=True)

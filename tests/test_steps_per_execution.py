@@ -32,21 +32,32 @@ def test_several_batches_per_call_train_exactly_as_one_per_call(tmp_path):
     pd.testing.assert_frame_equal(one_history, five_history)
 
 
-@pytest.mark.parametrize(("sections", "expected"), [
-    ({}, 16),
-    ({"train": {"callbacks": [{"type": "EarlyStopping", "monitor": "val_loss"}]}}, 16),  # acts on epochs only
-    ({"train": {"callbacks": [{"type": "TerminateOnNaN"}]}}, 1),  # acts on every batch
-    ({"distribute": {"strategy": "mirrored", "cpu_devices": 2}}, 1),  # Keras's multi-step loop fails there
+@pytest.mark.parametrize(("sections", "steps_per_epoch", "expected"), [
+    ({}, 500, 16),  # 1 epoch of 500 steps
+    ({}, 499, 1),  # shorter: tracing the loop would cost more than it saves
+    ({"train": {"callbacks": [{"type": "EarlyStopping", "monitor": "val_loss"}]}}, 500, 16),  # acts on epochs only
+    ({"train": {"callbacks": [{"type": "TerminateOnNaN"}]}}, 500, 1),  # acts on every batch
+    ({"distribute": {"strategy": "mirrored", "cpu_devices": 2}}, 500, 1),  # Keras's multi-step loop fails there
 ])
-def test_auto_is_one_batch_per_call_for_batch_callbacks_and_distribution(sections, expected):
+def test_auto_is_16_batches_per_call_for_long_runs_without_batch_callbacks_or_distribution(sections, steps_per_epoch, expected):
     from framework.spec.load import load_spec_input
-    from framework.train.compile import AUTO_STEPS_PER_EXECUTION, steps_per_execution
+    from framework.train.compile import AUTO_MIN_STEPS, AUTO_STEPS_PER_EXECUTION, steps_per_execution
 
-    assert AUTO_STEPS_PER_EXECUTION == 16
-    assert steps_per_execution(load_spec_input(tiny_spec(**sections)).spec) == expected
-    if "distribute" not in sections:
+    assert (AUTO_STEPS_PER_EXECUTION, AUTO_MIN_STEPS) == (16, 500)
+    assert steps_per_execution(load_spec_input(tiny_spec(**sections)).spec, steps_per_epoch) == expected
+    if "distribute" not in sections:  # a value given is taken as it is
         chosen = tiny_spec(**{**sections, "train": {**sections.get("train", {}), "steps_per_execution": 3}})
-        assert steps_per_execution(load_spec_input(chosen).spec) == 3
+        assert steps_per_execution(load_spec_input(chosen).spec, steps_per_epoch) == 3
+
+
+def test_a_run_records_the_value_auto_chose(tmp_path):
+    from framework.spec.load import load_spec_input
+    from framework.train.run import run_experiment
+
+    # 4 epochs of 8-example batches on 1,293 digits: 648 steps, over AUTO_MIN_STEPS, so 16 batches per call
+    result = run_experiment(load_spec_input(tiny_spec(train={"epochs": 4, "batch_size": 8, "verbose": 0})), tmp_path)
+    assert result.metrics["steps_per_epoch"] == 162 and result.metrics["status"] == "completed"
+    assert result.prepared.model.steps_per_execution == result.metrics["steps_per_execution"] == 16
 
 
 def test_several_batches_per_call_with_mirrored_replicas_is_refused_at_the_key(cli, write_spec):

@@ -203,12 +203,12 @@ def build_generative(spec: Spec, example_shape: tuple, classes: int, steps_per_e
             loss = pair_loss(m.gan_loss)
     try:
         model.compile(optimizer=make_optimizer(spec, steps_per_epoch), jit_compile=spec.train.jit_compile,
-                      steps_per_execution=steps_per_execution(spec), **optimizers)
+                      steps_per_execution=steps_per_execution(spec, steps_per_epoch), **optimizers)
         if private and m.kind == "gan":
             dp_model.compile(optimizer=model.optimizer, loss=loss, jit_compile=spec.train.jit_compile)
         elif private:
             model.compile(optimizer=model.optimizer, loss=loss, jit_compile=spec.train.jit_compile,
-                          steps_per_execution=steps_per_execution(spec))
+                          steps_per_execution=steps_per_execution(spec, steps_per_epoch))
     except SpecError:
         raise
     except Exception as exc:

@@ -111,26 +111,33 @@ def resolve_metrics(spec: Spec):
     return [resolve_named("metric", m, f"train.metrics[{i}]") for i, m in enumerate(metrics)]
 
 
-#: train.steps_per_execution = "auto": batches per compiled call. On 2 CPU cores an MNIST MLP epoch took about half
-#: as long at 16 as at 1, and a CNN's about a fifth less (benchmarks/RESULTS.md); past 16 it gained nothing more.
+#: train.steps_per_execution = "auto": batches per compiled call. On 2 CPU cores a steady epoch took about half as
+#: long at 16 as at 1 for MLPs and a fifth less for a small CNN (benchmarks/steps_per_execution.py); past 16 it
+#: gained nothing more.
 AUTO_STEPS_PER_EXECUTION = 16
+
+#: ... but only for runs of at least this many steps (epochs x steps per epoch): the loop of several batches takes
+#: about 0.3 s longer to trace (a 1-epoch run of 45 digits batches took 1.05 s to train at 16 against 0.78 s at 1),
+#: and a step saves about 1.5 ms, so shorter runs (a test's, a tune trial of an epoch or two) would lose time.
+AUTO_MIN_STEPS = 500
 
 #: Callback hooks Keras calls once per compiled call rather than once per batch when steps_per_execution > 1
 BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
 
 
-def steps_per_execution(spec: Spec) -> int:
-    """``train.steps_per_execution`` resolved: "auto" is AUTO_STEPS_PER_EXECUTION, but 1 with ``[distribute]`` (Keras's
-    loop of several batches per call fails under a mirrored strategy; spec/checks.py) or when a ``train.callbacks``
-    class overrides a batch hook (it would see only every 16th batch).
+def steps_per_execution(spec: Spec, steps_per_epoch: int) -> int:
+    """``train.steps_per_execution`` resolved. "auto" is AUTO_STEPS_PER_EXECUTION for a run of at least
+    AUTO_MIN_STEPS steps, else 1; also 1 with ``[distribute]`` (Keras's loop of several batches per call fails under
+    a mirrored strategy; spec/checks.py) and when a ``train.callbacks`` class overrides a batch hook (it would see
+    only every 16th batch).
 
-    >>> steps_per_execution(spec)  # a spec without batch-level callbacks
+    >>> steps_per_execution(spec, steps_per_epoch=45)  # 30 epochs, no batch-level callbacks
     16
     """
     chosen = spec.train.steps_per_execution
     if chosen != "auto":
         return chosen
-    if spec.distribute is not None:
+    if spec.distribute is not None or spec.train.epochs * steps_per_epoch < AUTO_MIN_STEPS:
         return 1
     for i, callback in enumerate(spec.train.callbacks):
         import keras
@@ -161,7 +168,7 @@ def compile_model(model, spec: Spec, steps_per_epoch: int, *, one_hot: bool = Fa
             metrics=None if weighted else resolve_metrics(spec),
             weighted_metrics=resolve_metrics(spec) if weighted else None,
             jit_compile=spec.train.jit_compile,
-            steps_per_execution=steps_per_execution(spec),
+            steps_per_execution=steps_per_execution(spec, steps_per_epoch),
         )
     except SpecError:
         raise

@@ -50,8 +50,9 @@ class TrainSpec(StrictModel):
         description=(
             "Batches per compiled call (Keras's steps_per_execution): fewer round trips through Python, which for "
             "small models is much of each step; the same updates in the same order. Batch-level callback hooks then "
-            "run once per call. 'auto': 16, or 1 with [distribute] or when a train.callbacks entry acts on batches; the "
-            "value that ran is recorded."
+            "run once per call. 'auto': 16 for runs of at least 500 steps (shorter ones would spend more on tracing the "
+            "loop than they save), else 1; also 1 with [distribute] or when a train.callbacks entry acts on batches. "
+            "The value that ran is recorded."
         ),
     )
     mixed_precision: bool = Field(False, description="Train with the mixed_float16 policy (outputs stay float32).")

@@ -219,9 +219,10 @@ def _run(spec, reports, env=None):
 def test_a_gan_killed_mid_run_resumes_exactly(cli, tmp_path, write_spec):
     """Both optimizers' states and the latent-code generator are in the checkpoint: the resumed run's history and
     scores are the uninterrupted run's."""
-    spec = write_spec(TINY_CGAN, "gan.json")
+    spec = write_spec(_with(TINY_CGAN, train__steps_per_execution=3), "gan.json")  # the custom step, 3 per call
     assert cli("run", spec, "--reports", tmp_path / "straight")[0] == 0
     straight = run_outcome(next((tmp_path / "straight").iterdir()))
+    assert straight[0]["steps_per_execution"] == 3
     killed = _run(spec, tmp_path / "killed", {FAULT_ENV: "2:state"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     folder = next((tmp_path / "killed").iterdir())

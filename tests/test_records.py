@@ -194,12 +194,13 @@ def test_a_malformed_csv_is_a_data_error_that_names_the_line(cli, tmp_path, cont
 
 def test_a_streamed_run_resumes_exactly_after_a_kill(cli, shards, tmp_path):
     spec = shards / "csv.toml"
-    code, _, err = cli("run", spec, "--reports", tmp_path / "straight", "--set", "train.epochs=2")
+    sets = ["--set", "train.epochs=2", "--set", "train.steps_per_execution=2"]  # streamed batches, 2 per call
+    code, _, err = cli("run", spec, "--reports", tmp_path / "straight", *sets)
     assert code == 0, err
     straight = next((tmp_path / "straight").iterdir())
     proc = subprocess.run(
-        [sys.executable, "-m", "framework", "run", str(spec), "--reports", str(tmp_path / "killed"), "--set",
-         "train.epochs=2"], cwd=ROOT, env={**ENV, FAULT_ENV: "1:renamed"}, capture_output=True, text=True, check=False,
+        [sys.executable, "-m", "framework", "run", str(spec), "--reports", str(tmp_path / "killed"), *sets],
+        cwd=ROOT, env={**ENV, FAULT_ENV: "1:renamed"}, capture_output=True, text=True, check=False,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     resumed = next((tmp_path / "killed").iterdir())
@@ -207,7 +208,7 @@ def test_a_streamed_run_resumes_exactly_after_a_kill(cli, shards, tmp_path):
     assert code == 0, err
     got, want = run_outcome(resumed), run_outcome(straight)
     assert json.loads((resumed / "metrics.json").read_text())["resumed_from_epoch"] == 1
-    assert got[0] == want[0]
+    assert got[0] == want[0] and got[0]["steps_per_execution"] == 2
     pd.testing.assert_frame_equal(got[1], want[1])
 
 

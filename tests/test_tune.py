@@ -81,6 +81,8 @@ def test_tune_writes_trials_and_a_best_spec_that_run_reproduces(cli, tmp_path):
     metrics = json.loads((folder / "metrics.json").read_text())
     best_score = trials["val_accuracy"].max()
     assert metrics["kind"] == "tune" and metrics["best_val_accuracy"] == pytest.approx(best_score)
+    trial = json.loads(next((folder / "trials").glob("*/metrics.json")).read_text())
+    assert trial["kind"] == "trial" and trial["steps_per_execution"] == 1  # recorded; "auto" for a 1-epoch trial
 
     assert cli("check", folder / "best.toml")[0] == 0
     code, _, err = cli("run", folder / "best.toml", "--reports", tmp_path / "runs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -12,7 +12,17 @@ from pydantic_core import PydanticUndefined
 from framework.spec.schema import Spec
 
 
+def _without_constraints(annotation: Any) -> Any:
+    """``Annotated[int, Field(ge=1)]`` -> ``int``, also inside a union (the bounds are in the description)."""
+    if get_origin(annotation) is Annotated:
+        return get_args(annotation)[0]
+    if get_origin(annotation) is Union and any(get_origin(arg) is Annotated for arg in get_args(annotation)):
+        return Union[tuple(_without_constraints(arg) for arg in get_args(annotation))]
+    return annotation
+
+
 def _type_name(annotation: Any) -> str:
+    annotation = _without_constraints(annotation)
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation)
     text = re.sub(r"framework\.spec\.(?:schema|sections\.\w+)\.", "", text)  # where a spec table is declared

@@ -122,7 +122,9 @@ AUTO_STEPS_PER_EXECUTION = 16
 AUTO_MIN_STEPS = 500
 
 #: Callback hooks Keras calls once per compiled call rather than once per batch when steps_per_execution > 1
-BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
+#: (training, validation, evaluate and predict all run that many batches per call)
+BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
+               "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end")
 
 
 def steps_per_execution(spec: Spec, steps_per_epoch: int) -> int:

@@ -60,7 +60,7 @@ def run_trial(request: dict) -> dict:
     rf.write_json(folder / rf.RESOLVED, resolved)
     record = {"name": spec.name, "run": folder.name, "kind": "trial", "status": "running",
               "trial": request.get("trial_id"), "seed": spec.seed, "train_examples": prepared.splits.train_size,
-              "steps_per_epoch": prepared.steps_per_epoch}
+              "steps_per_epoch": prepared.steps_per_epoch, "steps_per_execution": int(prepared.model.steps_per_execution)}
     rf.write_json(folder / rf.METRICS, record)
     outcome = fit(prepared, folder, resume=False, extra_callbacks=extra, epochs=request.get("epochs"), verbose=0,
                   initial_epoch=request.get("initial_epoch", 0))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -45,14 +45,14 @@ class TrainSpec(StrictModel):
     jit_compile: Literal["auto", True, False] = Field(
         "auto", description="XLA: 'auto' follows Keras (XLA on GPU, not on CPU); the mode that ran is recorded."
     )
-    steps_per_execution: Literal["auto"] | int = Field(
+    steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1, le=100_000)] = Field(
         "auto",
         description=(
             "Batches per compiled call (Keras's steps_per_execution): fewer round trips through Python, which for "
             "small models is much of each step; the same updates in the same order. Batch-level callback hooks then "
             "run once per call. 'auto': 16 for runs of at least 500 steps (shorter ones would spend more on tracing the "
             "loop than they save), else 1; also 1 with [distribute] or when a train.callbacks entry acts on batches. "
-            "The value that ran is recorded."
+            "A number: 1 to 100000. The value that ran is recorded."
         ),
     )
     mixed_precision: bool = Field(False, description="Train with the mixed_float16 policy (outputs stay float32).")

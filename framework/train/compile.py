@@ -117,8 +117,9 @@ def resolve_metrics(spec: Spec):
 AUTO_STEPS_PER_EXECUTION = 16
 
 #: ... but only for runs of at least this many steps (epochs x steps per epoch): the loop of several batches takes
-#: about 0.3 s longer to trace (a 1-epoch run of 45 digits batches took 1.05 s to train at 16 against 0.78 s at 1),
-#: and a step saves about 1.5 ms, so shorter runs (a test's, a tune trial of an epoch or two) would lose time.
+#: 0.15-0.3 s longer to trace (benchmarks/steps_per_execution.py: a 1-epoch digits run of 45 steps trained in 0.88 s
+#: at 16 against 0.73 s at 1), and a step saves about 1-1.5 ms, so shorter runs (a test's, a tune trial of an epoch
+#: or two) would lose time.
 AUTO_MIN_STEPS = 500
 
 #: Callback hooks Keras calls once per compiled call rather than once per batch when steps_per_execution > 1

@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import run_outcome, tiny_spec
 
 
@@ -41,7 +40,11 @@ def test_several_batches_per_call_train_exactly_as_one_per_call(tmp_path):
 ])
 def test_auto_is_16_batches_per_call_for_long_runs_without_batch_callbacks_or_distribution(sections, steps_per_epoch, expected):
     from framework.spec.load import load_spec_input
-    from framework.train.compile import AUTO_MIN_STEPS, AUTO_STEPS_PER_EXECUTION, steps_per_execution
+    from framework.train.compile import (
+        AUTO_MIN_STEPS,
+        AUTO_STEPS_PER_EXECUTION,
+        steps_per_execution,
+    )
 
     assert (AUTO_STEPS_PER_EXECUTION, AUTO_MIN_STEPS) == (16, 500)
     assert steps_per_execution(load_spec_input(tiny_spec(**sections)).spec, steps_per_epoch) == expected
@@ -69,6 +72,6 @@ def test_several_batches_per_call_with_mirrored_replicas_is_refused_at_the_key(c
 
 @pytest.mark.parametrize("value", [0, -2, 2.5, "many", True])
 def test_a_bad_value_is_one_message_at_the_key(cli, write_spec, value):
-    code, out, err = cli("check", write_spec(tiny_spec(train={"steps_per_execution": value})))
+    code, _, err = cli("check", write_spec(tiny_spec(train={"steps_per_execution": value})))
     assert code == 2 and "Traceback" not in err
     assert "train.steps_per_execution" in err and "whole number of batches" in err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import re
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -17,7 +19,7 @@ def _without_constraints(annotation: Any) -> Any:
     if get_origin(annotation) is Annotated:
         return get_args(annotation)[0]
     if get_origin(annotation) is Union and any(get_origin(arg) is Annotated for arg in get_args(annotation)):
-        return Union[tuple(_without_constraints(arg) for arg in get_args(annotation))]
+        return functools.reduce(operator.or_, [_without_constraints(arg) for arg in get_args(annotation)])
     return annotation
 
 

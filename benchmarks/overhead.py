@@ -13,7 +13,7 @@
    `python benchmarks/handwritten_mlp.py`, the same job (the Ludwig comparison), alternately, as subprocesses.
 
 Both sides run Keras at the same settings: the hand-written model is compiled with the `steps_per_execution` the
-framework's spec resolves to (train.steps_per_execution, "auto": several batches per compiled call). In 2., the
+framework's run compiled (train.steps_per_execution, "auto": several batches per compiled call). In 2., the
 hand-written script also runs with Keras's default of one batch per call, as a user would write it; that third
 process is reported beside the ratio, not in it.
 
@@ -80,6 +80,7 @@ class Lockstep:
         self.other = {first: second, second: first}
         self.finished: set[str] = set()
         self.seconds: dict[str, list[float]] = {first: [], second: []}
+        self.steps_per_execution: dict[str, int] = {}  # what each side's compiled model runs per call
 
     def wait(self, side: str) -> None:
         with self.condition:
@@ -99,6 +100,7 @@ class Lockstep:
 
         class TakeTurns(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
+                lockstep.steps_per_execution[side] = int(self.model.steps_per_execution)
                 if epoch > 0:
                     # not waited for here: the framework's backup and history.csv are written in a thread, which in a
                     # run overlaps its own next epoch (it waits at that epoch's end); here it overlaps the other
@@ -128,8 +130,6 @@ def handwritten_training(spec_file: Path, lockstep: Lockstep) -> None:
     from framework.data import load_splits
     from framework.data.pipeline import evaluation_dataset, training_dataset
     from framework.spec import load_spec
-    from framework.train.compile import steps_per_execution
-    from framework.train.prepare import count_steps
 
     spec = load_spec(spec_file).spec
     keras.utils.set_random_seed(spec.seed)  # no clear_session: the other side's model lives in this process
@@ -141,8 +141,7 @@ def handwritten_training(spec_file: Path, lockstep: Lockstep) -> None:
         keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution(spec, count_steps(len(splits.y_train), spec.train.batch_size,
-                                                                            poisson=False)))  # the framework's setting
+                  steps_per_execution=lockstep.steps_per_execution["framework"])  # what the framework's run compiled
     batch = spec.train.batch_size
     train, shuffle = training_dataset(splits.x_train, splits.y_train, batch_size=batch, data_spec=spec.data, seed=spec.seed)
     val = evaluation_dataset(splits.x_val, splits.y_val, batch_size=batch, data_spec=spec.data)

@@ -97,7 +97,7 @@ def predicted_classes(model, x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def model_class_scores(model, x, classes) -> np.ndarray:
-    """The model's output for each example's class, as an array (class_scores on model_outputs)."""
+    """The model's output for each example's class, as an array: class_scores's choice, on model_outputs."""
     outputs = model_outputs(model, x)
     return outputs[:, 0] if outputs.shape[1] == 1 else outputs[np.arange(len(classes)), classes]
 

@@ -32,7 +32,8 @@ def build_model(private: bool, jit: bool, steps: int, batch: int, clipping: str 
 
     raw = tomllib.loads((ROOT / "specs" / "mnist_dp.toml").read_text())
     raw["data"]["source"] = "sklearn:digits"  # not loaded: the shape is given below
-    raw["train"].update(batch_size=batch, jit_compile=jit, deterministic=False)
+    # one batch per compiled call, so that train_function is one step as fit calls it (the figures per step)
+    raw["train"].update(batch_size=batch, jit_compile=jit, deterministic=False, steps_per_execution=1)
     if private:
         raw["privacy"] = {"l2_norm_clip": 1.0, "noise_multiplier": 1.0, "sampling": "shuffle", "clipping": clipping}
     else:

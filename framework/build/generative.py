@@ -201,14 +201,15 @@ def build_generative(spec: Spec, example_shape: tuple, classes: int, steps_per_e
             dp_model = private_discriminator(discriminator, example_shape, classes)
             model.make_private(dp_model, spec.train.batch_size)
             loss = pair_loss(m.gan_loss)
+    per_call = steps_per_execution(spec, steps_per_epoch)
     try:
         model.compile(optimizer=make_optimizer(spec, steps_per_epoch), jit_compile=spec.train.jit_compile,
-                      steps_per_execution=steps_per_execution(spec, steps_per_epoch), **optimizers)
+                      steps_per_execution=per_call, **optimizers)
         if private and m.kind == "gan":
             dp_model.compile(optimizer=model.optimizer, loss=loss, jit_compile=spec.train.jit_compile)
         elif private:
             model.compile(optimizer=model.optimizer, loss=loss, jit_compile=spec.train.jit_compile,
-                          steps_per_execution=steps_per_execution(spec, steps_per_epoch))
+                          steps_per_execution=per_call)
     except SpecError:
         raise
     except Exception as exc:

@@ -8,6 +8,10 @@ first, with the message below, rather than deep inside a run.
 
 from __future__ import annotations
 
+import sys
+import types
+from pathlib import Path
+
 from framework.errors import RunError
 
 
@@ -118,3 +122,55 @@ def run_exit_handlers() -> None:
     if run is None:
         raise _missing("atexit._run_exitfuncs", "python")
     run()
+
+
+
+#: Keras modules that import an optional library when they load, although nothing in them runs until they are
+#: used: the scikit-learn wrappers import scikit-learn (and with it SciPy's stats, ~0.6 s) and the image galleries
+#: import matplotlib's pyplot (~0.35 s). Keras's package imports all three at start-up.
+KERAS_OPTIONAL_INTEGRATIONS = ("keras.wrappers", "keras.visualization", "keras.src.visualization")
+_deferred_loaders: dict = {}
+
+
+class _DeferredModule(types.ModuleType):
+    """A module in ``sys.modules`` whose code runs the first time one of its names is read.
+
+    Python's ``importlib.util.LazyLoader`` cannot do this here: an ``import`` statement naming a lazy module reads
+    its ``__spec__``, which runs it. This one answers its import attributes (set by ``module_from_spec``) without
+    running, so Keras's own ``from keras import wrappers`` binds it unexecuted.
+    """
+
+    def __getattr__(self, name: str):
+        loader = _deferred_loaders.pop(self.__name__, None)
+        if loader is None or (name.startswith("__") and name.endswith("__") and name != "__all__"):
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        self.__class__ = types.ModuleType  # from now on an ordinary module
+        loader.exec_module(self)
+        return getattr(self, name)
+
+
+def defer_keras_optional_integrations() -> None:
+    """Run Keras's scikit-learn wrappers and image galleries on first use instead of at ``import keras``.
+
+    Call before TensorFlow or Keras is imported (TensorFlow imports Keras); a process that has imported Keras
+    already is left as it is. ``keras.wrappers.SKLearnClassifier`` and ``keras.visualization.plot_image_gallery``
+    work as before: reading them runs their modules then.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    if "keras" in sys.modules:
+        return
+    root = importlib.util.find_spec("keras")  # a top-level package: found without running it
+    if root is None or not root.submodule_search_locations:
+        return  # no Keras: the import that follows reports it
+    for name in KERAS_OPTIONAL_INTEGRATIONS:
+        parent_parts = name.split(".")[1:-1]
+        directories = [str(Path(d, *parent_parts)) for d in root.submodule_search_locations]
+        spec = importlib.machinery.PathFinder.find_spec(name, directories)
+        if spec is None or spec.loader is None:
+            raise _missing(name, "keras")
+        module = importlib.util.module_from_spec(spec)
+        module.__class__ = _DeferredModule
+        _deferred_loaders[name] = spec.loader
+        sys.modules[name] = module

@@ -108,6 +108,9 @@ def import_tensorflow():
     if "tensorflow" in sys.modules and _devices_listed:
         return sys.modules["tensorflow"]
     with filtered_stderr():
+        from framework.compat import defer_keras_optional_integrations
+
+        defer_keras_optional_integrations()  # ~1 s less start-up: scikit-learn and pyplot load when used
         import tensorflow
 
         import keras  # noqa: F401 - on the backend chosen above

@@ -38,3 +38,26 @@ def test_no_other_module_uses_library_internals():
             if INTERNALS.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "library internals outside framework/compat.py:\n" + "\n".join(offenders)
+
+
+def test_keras_scikit_learn_and_pyplot_integrations_load_on_first_use():
+    """A fresh process importing TensorFlow through the framework loads neither scikit-learn nor matplotlib (about
+    1 s of start-up); Keras's wrappers and galleries still work when read. Fails when Keras imports them elsewhere."""
+    from conftest import run_python
+
+    code = """
+import sys
+from framework.quiet import import_tensorflow
+import_tensorflow()
+print("loaded:", sorted(m for m in ("sklearn", "scipy.stats", "matplotlib") if m in sys.modules))
+import keras, sklearn.base
+assert issubclass(keras.wrappers.SKLearnClassifier, sklearn.base.BaseEstimator)
+from keras.wrappers import *
+assert SKLearnRegressor.__module__ == "keras.src.wrappers.sklearn_wrapper"
+import keras.src.visualization.plot_image_gallery as gallery
+assert callable(keras.visualization.plot_image_gallery) and gallery.plt is sys.modules["matplotlib.pyplot"]
+print("integrations work")
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "loaded: []" in result.stdout and "integrations work" in result.stdout, result.stdout + result.stderr[-2000:]

@@ -109,32 +109,37 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
     assert registry.find("data_source", "from_ep").source == "entry point demo (ep_plugin)"
 
 
-def _load_in_new_process(folder, *plugin_imports):
-    code = "".join(f"from framework.plugins import load_plugin_file; load_plugin_file({str(p)!r})\n" for p in plugin_imports)
-    code += textwrap.dedent(f"""
-        import keras
-        from framework.errors import FrameworkError
-        try:
-            model = keras.saving.load_model({str(folder / 'model.keras')!r}, safe_mode=True)
-            print("LOADED", model.count_params())
-        except Exception as exc:
-            print("FAILED", exc)
-    """)
-    return run_python(code, timeout=120).stdout
-
-
 def test_model_with_plugin_layer_reloads_in_a_new_process(cli, tmp_path):
     assert cli("run", SPECS / "digits_tempered.toml", "--reports", tmp_path, "--set", "train.epochs=1", "--set", "train.verbose=0")[0] == 0
     folder = next(tmp_path.iterdir())
     params = json.loads((folder / "metrics.json").read_text())["params"]
-    plugins = [ROOT / "plugins" / "tempered.py", ROOT / "plugins" / "balanced_accuracy.py"]
-    assert f"LOADED {params}" in _load_in_new_process(folder, *plugins)
-    without_plugins = _load_in_new_process(folder)
-    assert "FAILED" in without_plugins and "TemperedSigmoid" in without_plugins
-    # the run folder knows its plugins: load_run_model imports them itself
-    out = run_python(f"from framework.reports.run_folder import load_run_model; print('LOADED', load_run_model({str(folder)!r}).count_params())",
-                     timeout=120).stdout
-    assert f"LOADED {params}" in out
+    plugins = [str(ROOT / "plugins" / "tempered.py"), str(ROOT / "plugins" / "balanced_accuracy.py")]
+    # one fresh process, in this order: plain Keras cannot load the model without the plugins; the run folder
+    # knows its plugins (load_run_model imports them itself); with the plugin files loaded, plain Keras can
+    code = textwrap.dedent(f"""
+        import keras
+        from framework.plugins import load_plugin_file
+        from framework.reports.run_folder import load_run_model
+
+        def keras_load():
+            try:
+                return "LOADED " + str(keras.saving.load_model({str(folder / 'model.keras')!r}, safe_mode=True).count_params())
+            except Exception as exc:
+                return f"FAILED {{exc}}"
+
+        print("WITHOUT", keras_load())
+        print("RUN_FOLDER LOADED", load_run_model({str(folder)!r}).count_params())
+        for plugin in {plugins!r}:
+            load_plugin_file(plugin)
+        print("WITH", keras_load())
+    """)
+    result = run_python(code, timeout=120)
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    shown = result.stdout + result.stderr[-2000:]
+    without = result.stdout.split("RUN_FOLDER")[0]  # Keras's message spans lines
+    assert lines.get("WITHOUT", "").startswith("FAILED") and "TemperedSigmoid" in without, shown
+    assert lines.get("RUN_FOLDER") == f"LOADED {params}", shown
+    assert lines.get("WITH") == f"LOADED {params}", shown
 
 
 def test_plugin_and_keras_callbacks_from_the_spec(cli, tmp_path, write_spec):

@@ -1,4 +1,5 @@
-"""Start-up latency of the commands that must not import TensorFlow, against an empty Python.
+"""Start-up latency of the commands that must not import TensorFlow, against an empty Python, and of a check that
+builds the model against a plain ``import tensorflow, keras``.
 
     python benchmarks/cli_latency.py [--repeat 7]
 
@@ -17,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
+    "python -c 'import tensorflow, keras' (plain, for reference)": [
+        sys.executable, "-c", "import tensorflow, keras"],
     "framework --help": [sys.executable, "-m", "framework", "--help"],
     "framework schema": [sys.executable, "-m", "framework", "schema"],
     "framework check --schema-only specs/quickstart.toml": [

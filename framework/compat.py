@@ -9,6 +9,7 @@ first, with the message below, rather than deep inside a run.
 from __future__ import annotations
 
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def run_exit_handlers() -> None:
 #: import matplotlib's pyplot (~0.35 s). Keras's package imports all three at start-up.
 KERAS_OPTIONAL_INTEGRATIONS = ("keras.wrappers", "keras.visualization", "keras.src.visualization")
 _deferred_loaders: dict = {}
+_deferred_lock = threading.RLock()  # re-entrant: running one deferred module may read another
 
 
 class _DeferredModule(types.ModuleType):
@@ -141,12 +143,15 @@ class _DeferredModule(types.ModuleType):
     """
 
     def __getattr__(self, name: str):
-        loader = _deferred_loaders.pop(self.__name__, None)
-        if loader is None or (name.startswith("__") and name.endswith("__") and name != "__all__"):
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
-        self.__class__ = types.ModuleType  # from now on an ordinary module
-        loader.exec_module(self)
-        return getattr(self, name)
+        if not (name.startswith("__") and name.endswith("__")) or name == "__all__":
+            with _deferred_lock:  # one thread runs the module; another asking meanwhile waits, then reads it
+                loader = _deferred_loaders.pop(self.__name__, None)
+                if loader is not None:
+                    self.__class__ = types.ModuleType  # from now on an ordinary module
+                    loader.exec_module(self)
+            if name in self.__dict__:
+                return self.__dict__[name]
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
 
 def defer_keras_optional_integrations() -> None:

@@ -147,8 +147,10 @@ class _DeferredModule(types.ModuleType):
             with _deferred_lock:  # one thread runs the module; another asking meanwhile waits, then reads it
                 loader = _deferred_loaders.pop(self.__name__, None)
                 if loader is not None:
-                    self.__class__ = types.ModuleType  # from now on an ordinary module
-                    loader.exec_module(self)
+                    try:
+                        loader.exec_module(self)
+                    finally:
+                        self.__class__ = types.ModuleType  # from now on an ordinary module
             if name in self.__dict__:
                 return self.__dict__[name]
         raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")

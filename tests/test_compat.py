@@ -50,7 +50,15 @@ import sys
 from framework.quiet import import_tensorflow
 import_tensorflow()
 print("loaded:", sorted(m for m in ("sklearn", "scipy.stats", "matplotlib") if m in sys.modules))
+import threading
 import keras, sklearn.base
+read = []
+threads = [threading.Thread(target=lambda: read.append(keras.wrappers.SKLearnClassifier)) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+assert len(read) == 4 and len(set(read)) == 1, read  # run once, seen whole by every thread
 assert issubclass(keras.wrappers.SKLearnClassifier, sklearn.base.BaseEstimator)
 from keras.wrappers import *
 assert SKLearnRegressor.__module__ == "keras.src.wrappers.sklearn_wrapper"

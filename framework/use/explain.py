@@ -97,9 +97,10 @@ def predicted_classes(model, x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def model_class_scores(model, x, classes) -> np.ndarray:
-    """The model's output for each example's class, as an array: class_scores's choice, on model_outputs."""
-    outputs = model_outputs(model, x)
-    return outputs[:, 0] if outputs.shape[1] == 1 else outputs[np.arange(len(classes)), classes]
+    """The model's output for each example's class, as a float64 array (measures.class_scores on model_outputs)."""
+    from framework.use.measures import class_scores as row_class_scores
+
+    return row_class_scores(model_outputs(model, x), classes)
 
 
 # --- the deletion check ---------------------------------------------------------------------

@@ -1,8 +1,6 @@
 """Plugins: spec-named files and entry points register into the one registry; models reload with them."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -167,22 +165,24 @@ def test_plugin_and_keras_callbacks_from_the_spec(cli, tmp_path, write_spec):
     assert code == 2 and "train.callbacks[0].type" in err and "did you mean 'CountEpochs'" in err
 
 
-def test_a_run_whose_plugin_is_gone_names_it(tmp_path):
-    import shutil
+def test_a_run_whose_plugin_is_gone_names_it(cli, tmp_path, write_spec):
+    # a layer of its own, so this process can run it: no other plugin registers that name
+    (tmp_path / "vanishing.py").write_text(textwrap.dedent("""
+        import keras
+        from framework.registry import registry
 
-    plugin_dir = tmp_path / "plugins"
-    shutil.copytree(ROOT / "plugins", plugin_dir)
-    spec = (SPECS / "digits_tempered.toml").read_text().replace("../plugins/", f"{plugin_dir}/")
-    (tmp_path / "s.toml").write_text(spec)
-    # fresh processes: this process has already imported the same layer names from plugins/
-    run = subprocess.run(
-        [sys.executable, "-m", "framework", "run", str(tmp_path / "s.toml"), "--reports", str(tmp_path / "r"),
-         "--set", "train.epochs=1", "--set", "train.verbose=0"], capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    (plugin_dir / "tempered.py").unlink()
+        @registry.register("layer")
+        class VanishingScale(keras.layers.Layer):
+            def call(self, inputs):
+                return 0.5 * inputs
+    """))
+    spec = tiny_spec(model={"layers": [{"type": "VanishingScale"}, *tiny_spec()["model"]["layers"]]})
+    spec["plugins"] = ["vanishing.py"]
+    code, _, err = cli("run", write_spec(spec, "s.json"), "--reports", tmp_path / "r")
+    assert code == 0, err
+    (tmp_path / "vanishing.py").unlink()
     folder = next((tmp_path / "r").iterdir())
     code = ("from framework.errors import RunError\nfrom framework.reports.run_folder import load_run_model\n"
             f"try:\n    load_run_model({str(folder)!r})\nexcept RunError as exc:\n    print('RUNERROR', exc)\n")
-    out = run_python(code).stdout
-    assert "RUNERROR" in out and "needs the plugin" in out and "tempered.py" in out
+    out = run_python(code).stdout  # a fresh process, which never imported the layer
+    assert "RUNERROR" in out and "needs the plugin" in out and "vanishing.py" in out, out

@@ -147,8 +147,11 @@ class _DeferredModule(types.ModuleType):
             with _deferred_lock:  # one thread runs the module; another asking meanwhile waits, then reads it
                 loader = _deferred_loaders.pop(self.__name__, None)
                 if loader is not None:
-                    try:
+                    try:  # meanwhile other threads wait above; this one reads the partly run module as usual
                         loader.exec_module(self)
+                    except BaseException:
+                        sys.modules.pop(self.__name__, None)  # as a failed import: the next import fails again
+                        raise
                     finally:
                         self.__class__ = types.ModuleType  # from now on an ordinary module
             if name in self.__dict__:
@@ -176,7 +179,7 @@ def defer_keras_optional_integrations() -> None:
         directories = [str(Path(d, *parent_parts)) for d in root.submodule_search_locations]
         spec = importlib.machinery.PathFinder.find_spec(name, directories)
         if spec is None or spec.loader is None:
-            raise _missing(name, "keras")
+            continue  # not in this Keras (keras.wrappers came in 3.8): nothing to defer, only a speed-up lost
         module = importlib.util.module_from_spec(spec)
         module.__class__ = _DeferredModule
         _deferred_loaders[name] = spec.loader

@@ -267,31 +267,48 @@ def test_runs_page_curve_legends_name_the_varied_values(four_runs):
         assert len(parts) == 2 and parts & {"learning_rate=0.001", "learning_rate=0.01"} and parts & {"seed=1", "seed=2"}, label
 
 
-def test_run_figures_keep_every_label_inside_the_image(tmp_path):
-    """The run's figures place their axes by measured margins (no tight_layout): long, odd class names, many
-    classes and large losses still leave a white border, so no label is cut at an edge."""
+def test_run_figures_keep_every_label_inside_the_image(tmp_path, monkeypatch):
+    """The run's figures place their axes by measured margins (no tight_layout): long, odd, multi-line and many
+    class names, tiny, negative and 5-digit losses and 6-digit bin counts all stay inside the image: every drawn
+    thing's box is within the figure, and the image keeps a white border (nothing cut at an edge)."""
+    import matplotlib.pyplot as plt
     import numpy as np
     from PIL import Image
 
     from framework.reports import calibration, plots
 
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)  # keep each figure to measure it
     rng = np.random.default_rng(0)
     names = ["ham", "spam & eggs", "a rather long class name, with a comma", "ünïcødé", "x", "y", "z", "neg", "pos",
              "neutral", "other", "12"]
-    history = pd.DataFrame({"epoch": range(5), "loss": [12345.0, 900, 80, 7, 0.5], "val_loss": [13000.0, 950, 85, 8, 0.6],
-                            "sparse_categorical_accuracy": np.linspace(0.1, 0.9, 5)})
+    epochs = np.arange(5)
+    big = pd.DataFrame({"epoch": epochs, "loss": [12345.0, 900, 80, 7, 0.5], "val_loss": [13000.0, 950, 85, 8, 0.6],
+                        "sparse_categorical_accuracy": np.linspace(0.1, 0.9, 5)})
+    tiny = pd.DataFrame({"epoch": epochs, "loss": 0.000131 - 0.000002 * epochs, "val_loss": 0.000133 - 0.000002 * epochs,
+                         "log_likelihood": -0.000131 + 0.000002 * epochs})
     probabilities = rng.dirichlet(np.ones(12), 300)
     labels = rng.integers(0, 12, 300)
+    many = rng.dirichlet(np.ones(3) * 5, 150_000)
     paths = [
-        plots.learning_curves(history, tmp_path / "curves.png", title="a-run-folder-name-2026-11-30-120000"),
+        plots.learning_curves(big, tmp_path / "curves.png", title="a-run-folder-name-2026-11-30-120000"),
+        plots.learning_curves(tiny, tmp_path / "tiny.png"),
         plots.confusion_matrix(labels, probabilities.argmax(1), names, tmp_path / "twelve.png"),
         plots.confusion_matrix(labels % 3, rng.integers(0, 3, 300), names[:3], tmp_path / "three.png"),
+        plots.confusion_matrix(labels % 3, labels % 3, ["a\nb\nc", "d\ne\nf", "g\nh\ni"], tmp_path / "lines.png"),
         plots.confusion_matrix(labels % 2, labels % 2, None, tmp_path / "two.png"),
         plots.reliability_diagram(calibration.reliability_bins(probabilities, labels), 0.123, tmp_path / "calibration.png",
                                   entropy=1.5),
+        plots.reliability_diagram(calibration.reliability_bins(many, many.argmax(1)), 0.01, tmp_path / "many.png"),
     ]
-    for path in paths:
+    assert len(drawn) == len(paths)
+    for path, fig in zip(paths, drawn):
+        box = fig.get_tightbbox(fig.canvas.get_renderer())  # in inches, everything drawn
+        width, height = fig.get_size_inches()
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, f"{path.name}: {box} in {width}x{height}"
         pixels = np.asarray(Image.open(path).convert("L"))
         border = np.concatenate([pixels[:2].ravel(), pixels[-2:].ravel(), pixels[:, :2].ravel(), pixels[:, -2:].ravel()])
         assert border.min() == 255, f"{path.name}: something is drawn at the image's edge (a label cut off)"
         assert (pixels < 128).mean() > 0.005, f"{path.name}: nearly blank"
+    for fig in drawn:
+        fig.clear()

@@ -82,9 +82,11 @@ def test_word2vec_run_end_to_end_cached_and_drawn(cli, tmp_path, cache):
     line = (folder / "word2vec" / "vectors.txt").read_text().splitlines()[1].split(" ")
     np.testing.assert_allclose(table[vocabulary.index(line[0])], np.asarray(line[1:], dtype="float32"), rtol=1e-4, atol=1e-5)
 
-    # building the same vectors again (trainable or not) reads the cache; another setting trains new ones
-    _, _, again = _build(spec)
+    # a second run with the same vectors (trainable now) reads the cache and records it; building with another
+    # setting trains new ones
+    again_folder, again = _run(cli, spec, tmp_path / "r")
     assert again["word2vec_cached"] is True and again["word2vec_hash"] == metrics["word2vec_hash"]
+    assert (again_folder / "word2vec" / "vectors.txt").read_text() == (folder / "word2vec" / "vectors.txt").read_text()
     _, _, other = _build(spec, "model.layers[1].window=2")
     assert other["word2vec_cached"] is False and other["word2vec_hash"] != metrics["word2vec_hash"]
     assert len(list(cache.iterdir())) == 2

@@ -34,7 +34,8 @@ def _set_margins(fig, left: float, bottom: float, top: float, right: float = 0.2
 
 
 def _text_inches(fig, texts, size: float, rotation: float = 0.0) -> tuple[float, float]:
-    """The widest and tallest extent, in inches, of ``texts`` drawn at ``size`` points turned by ``rotation`` degrees."""
+    """The widest and tallest extent, in inches, of ``texts`` (each may have several lines) drawn at ``size`` points
+    turned by ``rotation`` degrees."""
     from matplotlib.font_manager import FontProperties
 
     renderer = fig.canvas.get_renderer()
@@ -42,10 +43,27 @@ def _text_inches(fig, texts, size: float, rotation: float = 0.0) -> tuple[float,
     widest = tallest = 0.0
     turn = np.deg2rad(rotation)
     for text in texts:
-        w, h, _ = renderer.get_text_width_height_descent(str(text), font, ismath=False)
+        lines = [renderer.get_text_width_height_descent(line, font, ismath=False) for line in str(text).split("\n")]
+        w = max(line[0] for line in lines)
+        h = max(line[1] for line in lines) * (1.2 * (len(lines) - 1) + 1)  # matplotlib's line spacing is 1.2
         widest = max(widest, abs(w * np.cos(turn)) + abs(h * np.sin(turn)))
         tallest = max(tallest, abs(w * np.sin(turn)) + abs(h * np.cos(turn)))
     return widest / fig.dpi, tallest / fig.dpi
+
+
+def _left_labels_inches(fig, ax) -> float:
+    """How far the y axis's tick labels and label reach left of the axes, in inches: its formatter applied to
+    the ticks it will draw, measured."""
+    low, high = sorted(ax.get_ylim())
+    span = high - low
+    ticks = [t for t in ax.yaxis.get_majorticklocs() if low - 1e-9 * span <= t <= high + 1e-9 * span]
+    labels = ax.yaxis.get_major_formatter().format_ticks(ticks)
+    size = ax.yaxis.get_majorticklabels()[0].get_fontsize() if ax.yaxis.get_majorticklabels() else 10.0
+    width = _text_inches(fig, labels, size)[0] if labels else 0.0
+    label = ax.yaxis.get_label()
+    if label.get_text():
+        width += _text_inches(fig, [label.get_text()], label.get_fontsize())[1] + 0.1
+    return width + 0.2  # the ticks and their padding
 
 
 def _curve_metrics(history) -> list[str]:
@@ -71,7 +89,8 @@ def learning_curves(history, path: Path, title: str = "") -> Path:
         ax.legend()
     if title:
         fig.suptitle(title)
-    _set_margins(fig, left=0.7, bottom=0.55, top=0.75 if title else 0.4, wspace=0.8)
+    reach = max(_left_labels_inches(fig, ax) for ax in axes[0])
+    _set_margins(fig, left=reach + 0.1, bottom=0.55, top=0.75 if title else 0.4, wspace=reach + 0.25)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -134,7 +153,8 @@ def reliability_diagram(bins: list[dict], ece: float, path: Path, entropy: float
     counts.bar(lower, [b["count"] for b in bins], width=width, align="edge", color="gray")
     counts.set_xlabel("top-class confidence")
     counts.set_ylabel("examples")
-    _set_margins(fig, left=0.75, bottom=0.55, top=0.35, hspace=0.15)
+    _set_margins(fig, left=max(_left_labels_inches(fig, a) for a in (ax, counts)) + 0.1, bottom=0.55, top=0.35,
+                 hspace=0.15)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

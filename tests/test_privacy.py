@@ -197,7 +197,7 @@ def test_spec_checks(tmp_path, sections, message):
 @pytest.mark.parametrize("sampling", ["poisson", "shuffle"])
 def test_dp_run_reports_epsilon_every_epoch(cli, tmp_path, write_spec, sampling):
     xla = sampling == "poisson"  # XLA through the DP step with Poisson's padded batch shapes; shuffle runs without it
-    spec = tiny_spec(train={"epochs": 2, "verbose": 0, "jit_compile": xla},
+    spec = tiny_spec(train={"epochs": 2, "verbose": 0, "jit_compile": xla, "batch_size": 512},  # few shapes to compile
                      privacy={"l2_norm_clip": 1.0, "noise_multiplier": 1.1, "sampling": sampling, "accountant": "pld"})
     code, _, err = cli("run", write_spec(spec), "--reports", tmp_path / "r")
     assert code == 0, err

@@ -109,8 +109,9 @@ def test_a_record_spec_trains_through_the_cli_and_the_api(cli, shards, tmp_path,
     assert metrics["status"] == "completed" and metrics["train_examples"] == pre["sizes"]["train"]
     assert metrics["test_accuracy"] > 0.5 and (folder / "confusion.png").exists()
 
-    run = framework.run(shards / f"{kind}.toml", reports=tmp_path / "api", overrides=["train.epochs=1"])
-    assert run.metrics["status"] == "completed" and run.metrics["epochs"] == 1
+    if kind == "tfrecord":  # the Python API's path does not depend on the format: once is enough
+        run = framework.run(shards / f"{kind}.toml", reports=tmp_path / "api", overrides=["train.epochs=1"])
+        assert run.metrics["status"] == "completed" and run.metrics["epochs"] == 1
 
 
 def test_splits_are_disjoint_cover_every_row_and_match_another_process(shards):

@@ -312,3 +312,32 @@ def test_run_figures_keep_every_label_inside_the_image(tmp_path, monkeypatch):
         assert (pixels < 128).mean() > 0.005, f"{path.name}: nearly blank"
     for fig in drawn:
         fig.clear()
+
+
+def test_sample_grid_puts_each_sample_in_its_cell_and_labels_each_row(tmp_path):
+    """samples.png is one mosaic: sample i at row i // columns, column i % columns, its gray level kept; unused
+    cells and the lines between cells light gray; a label left of each row, inside the image."""
+    import numpy as np
+    from PIL import Image
+
+    from framework.reports import plots
+
+    count, columns = 12, 5
+    images = np.repeat(np.arange(count, dtype="float32")[:, None, None] / (count - 1), 64, axis=1).reshape(count, 8, 8)
+    path = plots.sample_grid(images, tmp_path / "samples.png", columns=columns)
+    pixels = np.asarray(Image.open(path).convert("L")).astype(float)
+    height, width = pixels.shape
+    rows, cell, gap = 3, 8, 1
+    mosaic_w, mosaic_h = columns * (cell + gap) + gap, rows * (cell + gap) + gap
+    # the axes spans 0.05 in to 0.05 + 0.8 * columns in across and the same from the bottom, at 90 dpi
+    left, bottom = 0.05 * 90, 0.05 * 90
+    axes_w, axes_h = columns * 0.8 * 90, rows * 0.8 * 90
+    for i in range(rows * columns):
+        row, column = divmod(i, columns)
+        x = left + (gap + column * (cell + gap) + cell / 2) / mosaic_w * axes_w
+        y = height - bottom - axes_h + (gap + row * (cell + gap) + cell / 2) / mosaic_h * axes_h
+        expected = 255 * (i / (count - 1) if i < count else 0.85)
+        assert abs(pixels[int(y), int(x)] - expected) <= 3, (i, pixels[int(y), int(x)], expected)
+    labelled = plots.sample_grid(images[:10], tmp_path / "labelled.png", row_labels=["even", "odd, longer label"], columns=5)
+    gray = np.asarray(Image.open(labelled).convert("L"))
+    assert gray[:, :3].min() == 255 and (gray[:, : gray.shape[1] // 4] < 100).any()  # text left of the samples, inside

@@ -200,17 +200,25 @@ def sample_grid(images: np.ndarray, path: Path, row_labels: list[str] | None = N
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.8 + 0.2), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i < len(images):
-            ax.imshow(np.clip(images[i], 0, 1), cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1)
-        else:
-            ax.set_axis_off()
-        if row_labels and i % columns == 0 and i // columns < len(row_labels):
-            ax.set_ylabel(row_labels[i // columns], rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout(pad=0.2)
+    # one mosaic on one axes, cells parted by light gray lines: a hundred small axes (and tight_layout over them)
+    # took about 2 s a figure
+    height, width = images.shape[1:3]
+    gap = max(1, min(height, width) // 8)
+    line = 0.85
+    mosaic = np.full((rows * (height + gap) + gap, columns * (width + gap) + gap, *images.shape[3:]), line, "float32")
+    for i, image in enumerate(np.clip(images, 0, 1)):
+        top, left = gap + (i // columns) * (height + gap), gap + (i % columns) * (width + gap)
+        mosaic[top:top + height, left:left + width] = image
+    labels = [str(label) for label in (row_labels or [])[:rows]]
+    fig = plt.figure(figsize=(columns * 0.8, rows * 0.8 + 0.2))
+    label_width = _text_inches(fig, labels, 8)[0] + 0.1 if labels else 0.05
+    fig.set_size_inches(columns * 0.8 + label_width + 0.05, rows * 0.8 + 0.1)
+    figure_width, figure_height = fig.get_size_inches()
+    ax = fig.add_axes((label_width / figure_width, 0.05 / figure_height, columns * 0.8 / figure_width, rows * 0.8 / figure_height))
+    ax.imshow(mosaic, cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_axis_off()
+    for row, label in enumerate(labels):
+        ax.text(-gap, gap + row * (height + gap) + height / 2, label, ha="right", va="center", fontsize=8)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

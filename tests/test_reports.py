@@ -326,7 +326,7 @@ def test_sample_grid_puts_each_sample_in_its_cell_and_labels_each_row(tmp_path):
     images = np.repeat(np.arange(count, dtype="float32")[:, None, None] / (count - 1), 64, axis=1).reshape(count, 8, 8)
     path = plots.sample_grid(images, tmp_path / "samples.png", columns=columns)
     pixels = np.asarray(Image.open(path).convert("L")).astype(float)
-    height, width = pixels.shape
+    height = pixels.shape[0]
     rows, cell, gap = 3, 8, 1
     mosaic_w, mosaic_h = columns * (cell + gap) + gap, rows * (cell + gap) + gap
     # the axes spans 0.05 in to 0.05 + 0.8 * columns in across and the same from the bottom, at 90 dpi

@@ -5,7 +5,9 @@
 The inputs are the digits MLP job's (30 epochs, 10 classes, 360 test examples). The figures place their axes by
 measured margins (``plots._set_margins``); each round also draws them with matplotlib's ``tight_layout`` in that
 place, the two taking turns. The first round (matplotlib's import and font set-up) is left out; the medians of the
-rest are printed as ``run_figures_seconds=`` and ``tight_layout_seconds=``.
+rest are printed as ``run_figures_seconds=`` and ``tight_layout_seconds=``. A generative run's samples.png (100 8x8
+samples, a labelled row per class) is timed the same way: ``sample_grid_seconds=``. Run from an older tree (with
+``PYTHONPATH`` set to it) the script times that tree's figures.
 """
 
 from __future__ import annotations
@@ -42,22 +44,28 @@ def main() -> None:
                             "val_loss": 2.2 / (1 + epochs), "val_accuracy": 1 - 0.6 / (1 + epochs)})
     labels = rng.integers(0, 10, 360)
     probabilities = rng.dirichlet(np.ones(10) * 0.3, 360)
-    measured = plots._set_margins
+    measured = getattr(plots, "_set_margins", None)  # absent in trees older than the measured margins
 
     def tight_layout(fig, **_margins):
         fig.tight_layout()
 
-    times = {"measured margins": [], "tight_layout": []}
+    times = {"measured margins": [], "tight_layout": [], "sample grid": []}
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(args.rounds + 1):
             for name, layout in (("measured margins", measured), ("tight_layout", tight_layout)):
-                plots._set_margins = layout
+                if measured is not None:
+                    plots._set_margins = layout
                 times[name].append(draw(Path(folder), history, labels, probabilities))
-    plots._set_margins = measured
+            start = time.perf_counter()
+            plots.sample_grid(rng.uniform(size=(100, 8, 8)), Path(folder) / plots.SAMPLES, [str(i) for i in range(10)], 10)
+            times["sample grid"].append(time.perf_counter() - start)
+    if measured is not None:
+        plots._set_margins = measured
     for name, values in times.items():
         print(f"{name}: first round (with matplotlib's import) {values[0]:.3f} s; later rounds "
               + " ".join(f"{t:.3f}" for t in values[1:]))
     print(f"tight_layout_seconds={statistics.median(times['tight_layout'][1:]):.3f}")
+    print(f"sample_grid_seconds={statistics.median(times['sample grid'][1:]):.3f}")
     print(f"run_figures_seconds={statistics.median(times['measured margins'][1:]):.3f}")
 
 

@@ -125,7 +125,6 @@ def run_exit_handlers() -> None:
     run()
 
 
-
 #: Keras modules that import an optional library when they load, although nothing in them runs until they are
 #: used: the scikit-learn wrappers import scikit-learn (and with it SciPy's stats, ~0.6 s) and the image galleries
 #: import matplotlib's pyplot (~0.35 s). Keras's package imports all three at start-up.

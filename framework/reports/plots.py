@@ -51,6 +51,14 @@ def _text_inches(fig, texts, size: float, rotation: float = 0.0) -> tuple[float,
     return widest / fig.dpi, tallest / fig.dpi
 
 
+def _tick_label_points(axis) -> float:
+    """The font size of an axis's tick labels, from matplotlib's settings (reading its tick labels would make them)."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+
+    return FontProperties(size=rcParams[f"{axis.axis_name}tick.labelsize"]).get_size_in_points()
+
+
 def _left_labels_inches(fig, ax) -> float:
     """How far the y axis's tick labels and label reach left of the axes, in inches: its formatter applied to
     the ticks it will draw, measured."""
@@ -58,8 +66,7 @@ def _left_labels_inches(fig, ax) -> float:
     span = high - low
     ticks = [t for t in ax.yaxis.get_majorticklocs() if low - 1e-9 * span <= t <= high + 1e-9 * span]
     labels = ax.yaxis.get_major_formatter().format_ticks(ticks)
-    size = ax.yaxis.get_majorticklabels()[0].get_fontsize() if ax.yaxis.get_majorticklabels() else 10.0
-    width = _text_inches(fig, labels, size)[0] if labels else 0.0
+    width = _text_inches(fig, labels, _tick_label_points(ax.yaxis))[0] if labels else 0.0
     label = ax.yaxis.get_label()
     if label.get_text():
         width += _text_inches(fig, [label.get_text()], label.get_fontsize())[1] + 0.1
@@ -109,7 +116,7 @@ def confusion_matrix(y_true, y_pred, class_names: list[str] | None, path: Path) 
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
                 color="white" if value > matrix.max() / 2 else "black")
-    tick_size = ax.yaxis.get_majorticklabels()[0].get_fontsize()
+    tick_size = _tick_label_points(ax.yaxis)
     name_width, _ = _text_inches(fig, names, tick_size)
     rotation = 45 if len(labels) > 10 or name_width > 0.8 * side / len(labels) else 0  # else they would overlap
     if rotation:

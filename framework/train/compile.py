@@ -142,9 +142,9 @@ def steps_per_execution(spec: Spec, steps_per_epoch: int) -> int:
         return chosen
     if spec.distribute is not None or spec.train.epochs * steps_per_epoch < AUTO_MIN_STEPS:
         return 1
-    for i, callback in enumerate(spec.train.callbacks):
-        import keras
+    import keras
 
+    for i, callback in enumerate(spec.train.callbacks):
         cls = registry.get("callback", callback.type, path=f"train.callbacks[{i}].type")
         if any(getattr(cls, hook, None) is not getattr(keras.callbacks.Callback, hook) for hook in BATCH_HOOKS):
             return 1

@@ -1,6 +1,7 @@
 """DP-SGD: the clipped sum, the noise, the accounting, the spec checks, XLA, the audit."""
 
 import json
+import tomllib
 
 import numpy as np
 import pandas as pd
@@ -65,22 +66,27 @@ CNN = {"input_shape": [8, 8, 1], "layers": [
     {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
 
 
-# its second Conv2D's patches (3x3x16 = 144 values) are cut by extract_patches, the first's by a one-hot convolution
+# its second Conv2D's patches (3x3x16 = 144 values) are cut by a gather, the first's by a one-hot convolution
 CNN_WIDE = {"input_shape": [8, 8, 1], "layers": [
     {"type": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same", "activation": "tanh"},
     {"type": "Conv2D", "filters": 3, "kernel_size": 3, "strides": 2, "padding": "valid"},
     {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
 
 
-@pytest.mark.parametrize("model_section", [None, CNN, CNN_WIDE], ids=["mlp", "cnn", "cnn-wide-patches"])
+# the benchmarked tanh CNN: its second Conv2D takes the ghost norm (Gram matrices), its first per-example gradients
+MNIST_CNN = {"input_shape": [28, 28, 1], "layers": tomllib.loads((SPECS / "mnist_dp.toml").read_text())["model"]["layers"]}
+
+
+@pytest.mark.parametrize("model_section", [None, CNN, CNN_WIDE, MNIST_CNN], ids=["mlp", "cnn", "cnn-wide-patches", "mnist-cnn"])
 def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
     import tensorflow as tf
 
-    sections = {"model": model_section, "shape": (8, 8, 1)} if model_section else {}
+    image = tuple(model_section["input_shape"]) if model_section else None
+    sections = {"model": model_section, "shape": image} if model_section else {}
     _, built = dp_model(tmp_path, privacy={"l2_norm_clip": 0.05, "noise_multiplier": 0.0}, **sections)
     model = built.model
     assert model.clipping == "ghost"
-    shape = (8, 8, 8, 1) if model_section else (8, 64)
+    shape = (8, *image) if model_section else (8, 64)
     rng = np.random.default_rng(0)
     x = rng.normal(size=shape).astype("float32")
     y = rng.integers(0, 10, 8)
@@ -93,18 +99,20 @@ def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
 @pytest.mark.parametrize("size, channels, kernel, strides, padding", [
     (28, 1, 8, 2, "same"), (13, 16, 4, 2, "valid"), (9, 3, 3, 1, "same"), (10, 2, (3, 2), (2, 1), "same"), (7, 5, 2, 3, "valid"),
 ])
-def test_one_hot_convolution_cuts_the_same_patches_as_extract_patches(size, channels, kernel, strides, padding):
+def test_one_hot_convolution_and_gather_cut_the_same_patches_as_extract_patches(size, channels, kernel, strides, padding):
     import keras
     import tensorflow as tf
 
     from framework.privacy.step import conv_patches
 
     layer = keras.layers.Conv2D(4, kernel, strides=strides, padding=padding)
-    a = tf.constant(np.random.default_rng(0).normal(size=(3, size, size, channels)).astype("float32"))
+    a = tf.constant(np.random.default_rng(0).normal(size=(3, size, size + 1, channels)).astype("float32"))
     layer(a)
-    one_hot, extracted = conv_patches(layer, a, one_hot=True), conv_patches(layer, a, one_hot=False)
-    assert one_hot.shape == extracted.shape
-    np.testing.assert_array_equal(one_hot.numpy(), extracted.numpy())  # bit for bit: copies, not sums
+    extracted = conv_patches(layer, a, method="extract")
+    for method in ("one_hot", "gather"):
+        cut = conv_patches(layer, a, method=method)
+        assert cut.shape == extracted.shape, method
+        np.testing.assert_array_equal(cut.numpy(), extracted.numpy())  # bit for bit: copies, not sums
 
 
 @pytest.mark.parametrize("size, kernel, strides, padding", [(28, 8, 2, "same"), (9, 3, 1, "valid"), (10, (3, 2), (2, 1), "same")])
@@ -118,7 +126,7 @@ def test_single_channel_kernel_gradients_equal_the_patches_product(size, kernel,
     layer = keras.layers.Conv2D(4, kernel, strides=strides, padding=padding)
     a = tf.constant(rng.normal(size=(3, size, size, 1)).astype("float32"))
     d = tf.constant(rng.normal(size=tuple(layer(a).shape)).astype("float32"))
-    patches = tf.reshape(conv_patches(layer, a, one_hot=False), [3, -1, int(np.prod(layer.kernel_size))])
+    patches = tf.reshape(conv_patches(layer, a, method="extract"), [3, -1, int(np.prod(layer.kernel_size))])
     expected = tf.matmul(patches, tf.reshape(d, [3, -1, 4]), transpose_a=True)
     np.testing.assert_allclose(single_channel_kernel_gradients(layer, a, d).numpy(), expected.numpy(), atol=1e-5)
 

@@ -21,6 +21,7 @@ not depend on the data, so their gradient is added outside the clipped sum.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from framework.compat import inbound_nodes, loss_tracker
@@ -63,7 +64,8 @@ class DPSGDModel(keras.Model):
         self._batch_loss = total / tf.maximum(tf.reduce_sum(tf.cast(weights, total.dtype)), 1.0)
         xla = bool(self.jit_compile)
         pieces = [layer_pieces(layer, a, d, xla) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
-        norms = tf.sqrt(tf.add_n([squared for squared, _ in pieces]))
+        # a ghost norm is a sum of products, which rounding can leave a hair below zero
+        norms = tf.sqrt(tf.maximum(tf.add_n([squared for squared, _ in pieces]), 0.0))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12))
         by_variable = {}
         for layer, (_, clipped) in zip(self.ghost_layers, pieces):
@@ -145,23 +147,33 @@ def ghost_layers(model) -> list | None:
 
 
 def layer_pieces(layer, a, d, xla: bool = False):
-    """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables)."""
+    """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables).
+
+    A Conv2D takes one of two ways, by cost (mixed ghost clipping, Li et al. 2021): with T output positions and a
+    kernel of p = kh*kw*cin by d = cout values, the ghost norm (each example's Gram matrices of its patches and of its
+    output gradients, T x T each) when 2*T^2 < p*d, else each example's kernel gradient (p x d). The MNIST CNN's
+    second layer (T = 25, p*d = 8192) takes the first, its first layer (T = 196, p*d = 1024) the second.
+    """
     a, d = tf.cast(a, tf.float32), tf.cast(d, tf.float32)
     if isinstance(layer, keras.layers.Conv2D):
-        batch = tf.shape(a)[0]
+        batch, channels = tf.shape(a)[0], d.shape[-1]
+        size = layer.kernel_size[0] * layer.kernel_size[1] * a.shape[-1]
+        positions = None if None in d.shape[1:3] else d.shape[1] * d.shape[2]
+        if positions is not None and 2 * positions**2 < size * channels:
+            return conv_ghost_norm_pieces(layer, tf.reshape(conv_patches(layer, a), [batch, positions, size]),
+                                          tf.reshape(d, [batch, positions, channels]))
         if a.shape[-1] == 1 and not xla and not tf.config.list_logical_devices("GPU"):  # XLA: ~500x slower
             per_example = single_channel_kernel_gradients(layer, a, d)
         else:
-            patches = tf.reshape(conv_patches(layer, a), [batch, -1, layer.kernel_size[0] * layer.kernel_size[1] * a.shape[-1]])
-            per_example = tf.matmul(patches, tf.reshape(d, [batch, -1, d.shape[-1]]), transpose_a=True)
+            patches = tf.reshape(conv_patches(layer, a), [batch, -1, size])
+            per_example = tf.matmul(patches, tf.reshape(d, [batch, -1, channels]), transpose_a=True)
         # per_example: (batch, kh*kw*cin, cout), each example's kernel gradient
-        d = tf.reshape(d, [batch, -1, d.shape[-1]])
         squared = tf.reduce_sum(tf.square(per_example), axis=[1, 2])
-        bias_rows = tf.reduce_sum(d, axis=1)
+        bias_rows = tf.reduce_sum(tf.reshape(d, [batch, -1, channels]), axis=1)
 
         def clipped(factors):
-            kernel = tf.reshape(tf.einsum("b,bkc->kc", factors, per_example), layer.kernel.shape)
-            return [kernel, tf.einsum("b,bc->c", factors, bias_rows)][: 1 + layer.use_bias]
+            kernel = tf.reshape(tf.tensordot(factors, per_example, axes=1), layer.kernel.shape)
+            return [kernel, tf.tensordot(factors, bias_rows, axes=1)][: 1 + layer.use_bias]
     else:
         squared = tf.reduce_sum(tf.square(a), axis=1) * tf.reduce_sum(tf.square(d), axis=1)
         bias_rows = d
@@ -172,6 +184,23 @@ def layer_pieces(layer, a, d, xla: bool = False):
 
     if layer.use_bias:
         squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)
+    return squared, clipped
+
+
+def conv_ghost_norm_pieces(layer, patches, d):
+    """``layer_pieces`` of a Conv2D from its patches (batch, T, p) and output gradients (batch, T, cout), without
+    per-example gradients: an example's squared kernel gradient norm |P^T D|^2 is the sum of (P P^T) * (D D^T), and
+    the clipped sum is one matrix product of all the patches with the output gradients scaled by the factors."""
+    squared = tf.reduce_sum(tf.matmul(patches, patches, transpose_b=True) * tf.matmul(d, d, transpose_b=True), axis=[1, 2])
+    bias_rows = tf.reduce_sum(d, axis=1)
+    if layer.use_bias:
+        squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)
+
+    def clipped(factors):
+        scaled = tf.reshape(d * factors[:, None, None], [-1, d.shape[-1]])
+        kernel = tf.matmul(tf.reshape(patches, [-1, patches.shape[-1]]), scaled, transpose_a=True)
+        return [tf.reshape(kernel, layer.kernel.shape), tf.tensordot(factors, bias_rows, axes=1)][: 1 + layer.use_bias]
+
     return squared, clipped
 
 
@@ -196,23 +225,53 @@ def single_channel_kernel_gradients(layer, a, d):
 ONE_HOT_PATCH_LIMIT = 128
 
 
-def conv_patches(layer, a, one_hot: bool | None = None):
+def conv_patches(layer, a, method: str | None = None):
     """Each output position's input patch, (batch, rows, cols, kh*kw*cin) in the kernel's order, as ``layer`` reads it.
 
-    On CPU, a convolution whose filter is the identity (one 1 per output channel) copies the patches (each output
-    is one input value plus zeros; oneDNN flushes subnormal values to zero) and runs several times faster than
-    ``extract_patches`` for small patches, e.g. the 8x8x1 patches of the MNIST CNN's first layer (see
-    benchmarks/dp_overhead.py); for large patches its cost grows with their square, and ``extract_patches`` wins. On a
-    GPU, cuDNN may round (TF32, Winograd), so ``extract_patches`` is used there. ``one_hot``: force one way (tests).
+    Three ways, the same values bit for bit (each copies, none sums):
+
+    - ``"one_hot"``: a convolution whose filter is the identity (one 1 per output channel; each output is one input
+      value plus zeros, and oneDNN flushes subnormal values to zero). On CPU several times faster than the others for
+      small patches, e.g. the 8x8x1 patches of the MNIST CNN's first layer; its cost grows with the patch size squared.
+      Not on a GPU, where cuDNN may round (TF32, Winograd).
+    - ``"gather"``: one ``tf.gather`` of the (padded) input's pixel rows, ``cin`` values each, at indices known when
+      the function is traced; for the second layer's 4x4x16 patches 2-3x faster than ``extract_patches`` on CPU
+      (see benchmarks/RESULTS.md). Needs the input's height and width at trace time.
+    - ``"extract"``: ``tf.image.extract_patches``, when the height or width is not known.
+
+    ``method``: force one way (tests); by default the first that applies.
     """
     kh, kw = layer.kernel_size
     sh, sw = layer.strides
-    channels = a.shape[-1]
+    height, width, channels = a.shape[1:]
     size = kh * kw * channels
-    if one_hot is None:
-        one_hot = size <= ONE_HOT_PATCH_LIMIT and not tf.config.list_logical_devices("GPU")
-    if one_hot:
+    if method is None:
+        if size <= ONE_HOT_PATCH_LIMIT and not tf.config.list_logical_devices("GPU"):
+            method = "one_hot"
+        else:
+            method = "gather" if height is not None and width is not None else "extract"
+    if method == "one_hot":
         identity = tf.reshape(tf.eye(size, dtype=a.dtype), [kh, kw, channels, size])
         return tf.nn.conv2d(a, identity, strides=[1, sh, sw, 1], padding=layer.padding.upper())
+    if method == "gather":
+        return gathered_patches(a, (kh, kw), (sh, sw), layer.padding)
     return tf.image.extract_patches(a, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1], rates=[1, 1, 1, 1],
                                     padding=layer.padding.upper())
+
+
+def gathered_patches(a, kernel_size: tuple[int, int], strides: tuple[int, int], padding: str):
+    """``extract_patches`` as one gather of pixel rows (``a``'s height and width must be static)."""
+    (kh, kw), (sh, sw) = kernel_size, strides
+    height, width, channels = a.shape[1:]
+    if padding == "same":  # TensorFlow's: the odd pixel of padding goes after
+        rows, cols = -(-height // sh), -(-width // sw)
+        pad_rows, pad_cols = max((rows - 1) * sh + kh - height, 0), max((cols - 1) * sw + kw - width, 0)
+        a = tf.pad(a, [[0, 0], [pad_rows // 2, pad_rows - pad_rows // 2], [pad_cols // 2, pad_cols - pad_cols // 2], [0, 0]])
+        height, width = height + pad_rows, width + pad_cols
+    else:
+        rows, cols = (height - kh) // sh + 1, (width - kw) // sw + 1
+    # pixel index of kernel cell (i, j) at output position (p, q), in (p, q, i, j) order
+    p, q, i, j = np.meshgrid(np.arange(rows), np.arange(cols), np.arange(kh), np.arange(kw), indexing="ij")
+    pixels = ((p * sh + i) * width + q * sw + j).reshape(-1).astype(np.int32)
+    flat = tf.reshape(a, [-1, height * width, channels])
+    return tf.reshape(tf.gather(flat, pixels, axis=1), [-1, rows, cols, kh * kw * channels])

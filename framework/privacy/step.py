@@ -4,8 +4,9 @@ Two ways to the clipped sum, chosen per model:
 
 - **ghost** (every trainable layer is a Dense on 2-D inputs or a Conv2D): one forward and one backward pass
   give each such layer's inputs ``a`` and output gradients ``d``; an example's gradient norm is then
-  ``|a_i|*|d_i|`` (Dense) or the norm of its patch-by-gradient product (Conv2D), and the clipped sum is
-  assembled from the same ``a`` and ``d``, so per-example gradients of the whole model never exist;
+  ``|a_i|*|d_i|`` (Dense) or, per Conv2D by cost, from Gram matrices of its patches and output gradients or the
+  norm of its patch-by-gradient product (``layer_pieces``), and the clipped sum is assembled from the same ``a`` and
+  ``d`` with no second backward pass, so per-example gradients of the whole model never exist;
 - **vectorized** (anything else): per-example gradients of all variables with ``tf.vectorized_map``.
 
 Both clip exactly the same way.

@@ -114,8 +114,9 @@ def confusion_matrix(y_true, y_pred, class_names: list[str] | None, path: Path) 
     fig, ax = plt.subplots(figsize=(side, side))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
-                color="white" if value > matrix.max() / 2 else "black")
+        if value:  # empty cells stay blank: easier to read, and each text costs as much to draw as a small figure
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                    color="white" if value > matrix.max() / 2 else "black")
     tick_size = _tick_label_points(ax.yaxis)
     name_width, _ = _text_inches(fig, names, tick_size)
     rotation = 45 if len(labels) > 10 or name_width > 0.8 * side / len(labels) else 0  # else they would overlap
@@ -145,7 +146,10 @@ def reliability_diagram(bins: list[dict], ece: float, path: Path, entropy: float
     width = float(bins[0]["upper"] - bins[0]["lower"]) if bins else 1.0
     accuracy = np.array([b["accuracy"] if b["count"] else 0.0 for b in bins])
     confidence = np.array([b["confidence"] if b["count"] else np.nan for b in bins])
-    ax.bar(lower, accuracy, width=width, align="edge", edgecolor="black", alpha=0.7, label="accuracy")
+    edges = np.append(lower, lower[-1] + width) if bins else np.array([0.0, 1.0])
+    # one step patch per panel, not a patch per bin (matplotlib updates the data limits per patch, slowly)
+    ax.stairs(accuracy if bins else [0.0], edges, fill=True, alpha=0.7, label="accuracy")
+    ax.stairs(accuracy if bins else [0.0], edges, baseline=0, color="black", linewidth=0.8)
     filled = ~np.isnan(confidence)
     ax.plot(confidence[filled], accuracy[filled], "o", color="C3", markersize=3, label="(mean confidence, accuracy)")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
@@ -157,7 +161,7 @@ def reliability_diagram(bins: list[dict], ece: float, path: Path, entropy: float
         title += f", entropy {entropy:.3f} bits"
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    counts.bar(lower, [b["count"] for b in bins], width=width, align="edge", color="gray")
+    counts.stairs([b["count"] for b in bins] or [0], edges, fill=True, color="gray")
     counts.set_xlabel("top-class confidence")
     counts.set_ylabel("examples")
     _set_margins(fig, left=max(_left_labels_inches(fig, a) for a in (ax, counts)) + 0.1, bottom=0.55, top=0.35,

@@ -101,14 +101,14 @@ def test_a_disabled_privacy_section_stays_in_resolved_json(tmp_path):
     assert spec.dp is None and spec.model_dump(mode="json")["privacy"]["enabled"] is False
 
 
-def test_max_epsilon_and_the_epsilon_log_hold_inside_tune_trials(tmp_path):
-    import framework
-
+def test_max_epsilon_and_the_epsilon_log_hold_inside_tune_trials(cli, write_spec, tmp_path):
     spec = tiny_spec(train={"epochs": 50, "verbose": 0}, tune={"max_trials": 1, "objective": "val_accuracy"},
                      privacy={"l2_norm_clip": 1.0, "noise_multiplier": 2.0, "max_epsilon": 1.0})
     spec["train"]["batch_size"] = {"tune": "choice", "values": [64]}
-    trials = framework.tune(spec, reports=tmp_path)
-    run = next((Path(trials.attrs["folder"]) / "trials").iterdir())
+    code, _, err = cli("tune", write_spec(spec, "t.json"), "--reports", tmp_path / "r")
+    assert code == 0, err
+    assert "spends privacy" in err  # the search's choices are not counted in any trial's epsilon: said
+    run = next(next((tmp_path / "r").iterdir()).joinpath("trials").iterdir())
     metrics = json.loads((run / "metrics.json").read_text())
     history = pd.read_csv(run / "history.csv")
     assert 1 < metrics["epochs"] < 50 and len(history) == metrics["epochs"]

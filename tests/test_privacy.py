@@ -264,9 +264,4 @@ def test_hyperband_with_privacy_is_refused_at_the_tuner_key(cli, write_spec):
     assert code == 2 and "tune.tuner" in err and "hyperband" in err and "Traceback" not in err, err
 
 
-def test_tuning_a_private_spec_warns(cli, tmp_path, write_spec):
-    spec = tiny_spec(privacy=PRIVACY, tune={"max_trials": 1})
-    spec["train"]["batch_size"] = {"tune": "choice", "values": [32, 64]}
-    code, out, err = cli("tune", write_spec(spec, "t.json"), "--reports", tmp_path)
-    assert code == 0, err
-    assert "spends privacy" in err
+# tuning a private spec warns: tests/test_api.py::test_max_epsilon_and_the_epsilon_log_hold_inside_tune_trials

@@ -69,10 +69,18 @@ def test_tune_without_spaces_is_a_clear_error(cli, write_spec):
     assert code == 2 and "has no search spaces" in err
 
 
-def test_tune_writes_trials_and_a_best_spec_that_run_reproduces(cli, tmp_path):
-    code, out, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path, *FAST)
-    assert code == 0, err
-    folder = tmp_path / "digits-tune-tune"
+@pytest.fixture(scope="module")
+def fast_search(tmp_path_factory) -> Path:
+    """specs/digits_tune.toml searched with FAST, once for the module: its reports folder."""
+    from framework.cli import main
+
+    reports = tmp_path_factory.mktemp("tuned")
+    assert main(["tune", str(SPECS / "digits_tune.toml"), "--reports", str(reports), *FAST]) == 0
+    return reports
+
+
+def test_tune_writes_trials_and_a_best_spec_that_run_reproduces(cli, tmp_path, fast_search):
+    folder = fast_search / "digits-tune-tune"
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"}
     for column in ("trial", "hidden_layers", "train.optimizer.learning_rate", "val_accuracy", "seconds", "peak_rss_mb"):
@@ -91,13 +99,15 @@ def test_tune_writes_trials_and_a_best_spec_that_run_reproduces(cli, tmp_path):
     assert history["val_accuracy"].max() == pytest.approx(best_score, abs=0.02)
 
     # the report table lists the search with its best objective
-    code, out, _ = cli("report", tmp_path, "--format", "json")
+    code, out, _ = cli("report", fast_search, "--format", "json")
     rows = {row["run"]: row for row in json.loads(out)}
     assert rows["digits-tune-tune"]["best_val_accuracy"] == pytest.approx(best_score)
 
 
-def test_tune_resumes_and_refuses_a_changed_space(cli, tmp_path):
-    assert cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path, *FAST)[0] == 0
+def test_tune_resumes_and_refuses_a_changed_space(cli, tmp_path, fast_search):
+    import shutil
+
+    shutil.copytree(fast_search / "digits-tune-tune", tmp_path / "digits-tune-tune")  # a search moved, then resumed
     code, _, err = cli("tune", SPECS / "digits_tune.toml", "--reports", tmp_path,
                        "--set", "train.epochs=2", "--set", "tune.max_trials=3")
     assert code == 0, err

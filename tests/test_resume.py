@@ -121,21 +121,33 @@ def test_dp_run_killed_mid_write_resumes_exactly_with_reproducible_noise(cli, tm
     assert metrics["epsilon"] == pytest.approx(_recomputed_epsilon(metrics), rel=1e-9)  # epsilon after a resume
 
 
-def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(cli, tmp_path, straight):
-    spec, expected = straight("random_mlp")
-    proc = _run(spec, tmp_path, {FAULT_ENV: "3:pruned"})
-    assert proc.returncode == -signal.SIGKILL
-    folder = next(tmp_path.iterdir())
+@pytest.fixture(scope="module")
+def killed_after_epoch_3(tmp_path_factory, straight):
+    """random_mlp killed once epoch 3's checkpoint was written and the older ones pruned: its run folder, which
+    each test copies."""
+    spec, _ = straight("random_mlp")
+    reports = tmp_path_factory.mktemp("killed-after-3")
+    assert _run(spec, reports, {FAULT_ENV: "3:pruned"}).returncode == -signal.SIGKILL
+    return next(reports.iterdir())
+
+
+def _copy(folder, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(folder, tmp_path / folder.name))
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(cli, tmp_path, straight, killed_after_epoch_3):
+    _, expected = straight("random_mlp")
+    folder = _copy(killed_after_epoch_3, tmp_path)
     newest = sorted((folder / "backup").iterdir())[-1]
     (newest / "state.npz").write_bytes(b"")  # as a failing disk would leave it
     metrics = _resume_and_compare(cli, folder, expected)
     assert metrics["resumed_from_epoch"] == 2
 
 
-def test_resume_refuses_an_edited_resolved_json(cli, tmp_path, straight):
-    spec, _ = straight("random_mlp")
-    assert _run(spec, tmp_path, {FAULT_ENV: "2:pruned"}).returncode == -signal.SIGKILL
-    folder = next(tmp_path.iterdir())
+def test_resume_refuses_an_edited_resolved_json(cli, tmp_path, killed_after_epoch_3):
+    folder = _copy(killed_after_epoch_3, tmp_path)
     resolved = folder / "resolved.json"
     resolved.write_text(resolved.read_text().replace('"epochs": 4', '"epochs": 40'))
     code, _, err = cli("run", "--resume", folder)

@@ -204,17 +204,7 @@ def test_number_words_and_the_character_encoding():
     assert vocabulary.decode(ids[0]) == "42"
 
 
-def test_seq2seq_run_reports_exact_match_from_greedy_decoding(cli, tmp_path):
-    spec = Path(shutil.copy(SPECS / "number_words_seq2seq.toml", tmp_path))
-    code, out, err = cli(
-        "run", spec, "--reports", tmp_path / "r", "--set", "train.epochs=1", "--set", "train.verbose=0",
-        "--set", "data.train_limit=640",
-    )
-    assert code == 0, err
-    metrics = metrics_of(out)
-    assert 0 <= metrics["test_exact_match"] <= 1
-    preprocessing = json.loads((folder_of(out) / "preprocessing.json").read_text())
-    assert preprocessing["sequence"]["target_chars"] == list("0123456789")
+# a seq2seq run's test_exact_match and its character vocabulary: tests/test_use.py::test_predict_seq2seq_...
 
 
 def test_greedy_decoding_feeds_back_its_own_outputs():

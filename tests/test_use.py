@@ -253,6 +253,10 @@ def seq2seq_run(tmp_path_factory):
 def test_predict_seq2seq_decodes_greedily_and_exports_with_two_inputs(cli, seq2seq_run, tmp_path):
     from framework.data.sequences import greedy_decode
 
+    metrics = json.loads((seq2seq_run / "metrics.json").read_text())  # greedy decoding's exact match, reported
+    assert metrics["status"] == "completed" and 0 <= metrics["test_exact_match"] <= 1
+    preprocessing = json.loads((seq2seq_run / "preprocessing.json").read_text())
+    assert preprocessing["sequence"]["target_chars"] == list("0123456789")
     run, _, _ = _model_and_tests(seq2seq_run)
     words = ["three hundred forty-two", "seventeen"]
     (tmp_path / "words.txt").write_text("\n".join(words) + "\n")

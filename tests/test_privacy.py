@@ -73,7 +73,8 @@ CNN_WIDE = {"input_shape": [8, 8, 1], "layers": [
     {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
 
 
-# the benchmarked tanh CNN: its second Conv2D takes the ghost norm (Gram matrices), its first per-example gradients
+# the benchmarked tanh CNN: its first Conv2D's kernel gradients come from the depthwise filter gradient, its second's
+# from patches cut by a gather
 MNIST_CNN = {"input_shape": [28, 28, 1], "layers": tomllib.loads((SPECS / "mnist_dp.toml").read_text())["model"]["layers"]}
 
 
@@ -94,6 +95,27 @@ def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
     ghost, _ = model.ghost_clipped_sum(tf.constant(x), tf.constant(y), tf.constant(weights))
     for got, want in zip(ghost, naive_clipped_sum(model, x, y, weights, clip=0.05)):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+
+def test_conv_norms_hold_when_patches_share_a_large_offset():
+    """Activations near a large common value (saturated units) and output gradients that cancel over positions: the
+    Gram-matrix ghost norm loses every digit there in float32 (down to zero or below, so the example would escape
+    clipping); each norm must be its kernel gradient's, computed in float64 here."""
+    import keras
+    import tensorflow as tf
+
+    from framework.privacy.step import conv_patches, layer_pieces
+
+    layer = keras.layers.Conv2D(64, 3, use_bias=False)
+    rng = np.random.default_rng(0)
+    a = (30 + rng.normal(size=(4, 6, 6, 16)) * 1e-3).astype("float32")
+    layer(a)
+    d = rng.normal(size=(4, 4, 4, 64))
+    d = (d - d.mean(axis=(1, 2), keepdims=True)).astype("float32")
+    squared, _ = layer_pieces(layer, tf.constant(a), tf.constant(d))
+    patches = conv_patches(layer, tf.constant(a), method="extract").numpy().reshape(4, 16, -1).astype("float64")
+    kernel_gradients = np.einsum("btk,btc->bkc", patches, d.reshape(4, 16, 64).astype("float64"))
+    np.testing.assert_allclose(np.sqrt(squared.numpy()), np.sqrt((kernel_gradients**2).sum(axis=(1, 2))), rtol=1e-3)
 
 
 @pytest.mark.parametrize("size, channels, kernel, strides, padding", [

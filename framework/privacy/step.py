@@ -4,9 +4,9 @@ Two ways to the clipped sum, chosen per model:
 
 - **ghost** (every trainable layer is a Dense on 2-D inputs or a Conv2D): one forward and one backward pass
   give each such layer's inputs ``a`` and output gradients ``d``; an example's gradient norm is then
-  ``|a_i|*|d_i|`` (Dense) or, per Conv2D by cost, from Gram matrices of its patches and output gradients or the
-  norm of its patch-by-gradient product (``layer_pieces``), and the clipped sum is assembled from the same ``a`` and
-  ``d`` with no second backward pass, so per-example gradients of the whole model never exist;
+  ``|a_i|*|d_i|`` (Dense) or the norm of its patch-by-gradient product (Conv2D, ``layer_pieces``), and the
+  clipped sum is assembled from the same ``a`` and ``d`` with no second backward pass, so per-example gradients of
+  the whole model never exist;
 - **vectorized** (anything else): per-example gradients of all variables with ``tf.vectorized_map``.
 
 Both clip exactly the same way.
@@ -65,8 +65,7 @@ class DPSGDModel(keras.Model):
         self._batch_loss = total / tf.maximum(tf.reduce_sum(tf.cast(weights, total.dtype)), 1.0)
         xla = bool(self.jit_compile)
         pieces = [layer_pieces(layer, a, d, xla) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
-        # a ghost norm is a sum of products, which rounding can leave a hair below zero
-        norms = tf.sqrt(tf.maximum(tf.add_n([squared for squared, _ in pieces]), 0.0))
+        norms = tf.sqrt(tf.add_n([squared for squared, _ in pieces]))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12))
         by_variable = {}
         for layer, (_, clipped) in zip(self.ghost_layers, pieces):
@@ -150,19 +149,16 @@ def ghost_layers(model) -> list | None:
 def layer_pieces(layer, a, d, xla: bool = False):
     """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables).
 
-    A Conv2D takes one of two ways, by cost (mixed ghost clipping, Li et al. 2021): with T output positions and a
-    kernel of p = kh*kw*cin by d = cout values, the ghost norm (each example's Gram matrices of its patches and of its
-    output gradients, T x T each) when 2*T^2 < p*d, else each example's kernel gradient (p x d). The MNIST CNN's
-    second layer (T = 25, p*d = 8192) takes the first, its first layer (T = 196, p*d = 1024) the second.
+    A Conv2D's norms come from each example's kernel gradient (kh*kw*cin x cout), whose sum weighted by the clipping
+    factors is also the clipped sum, so the norm is the norm of what is added. Not from the ghost norm (Li et al.,
+    2021: the sum of the products of each example's Gram matrices of its patches and of its output gradients):
+    in float32 that sum cancels catastrophically when the patches share a large offset, e.g. saturated tanh or ReLU
+    activations, and an example whose norm it underestimates would escape clipping (benchmarks/RESULTS.md).
     """
     a, d = tf.cast(a, tf.float32), tf.cast(d, tf.float32)
     if isinstance(layer, keras.layers.Conv2D):
         batch, channels = tf.shape(a)[0], d.shape[-1]
         size = layer.kernel_size[0] * layer.kernel_size[1] * a.shape[-1]
-        positions = None if None in d.shape[1:3] else d.shape[1] * d.shape[2]
-        if positions is not None and 2 * positions**2 < size * channels:
-            return conv_ghost_norm_pieces(layer, tf.reshape(conv_patches(layer, a), [batch, positions, size]),
-                                          tf.reshape(d, [batch, positions, channels]))
         if a.shape[-1] == 1 and not xla and not tf.config.list_logical_devices("GPU"):  # XLA: ~500x slower
             per_example = single_channel_kernel_gradients(layer, a, d)
         else:
@@ -185,23 +181,6 @@ def layer_pieces(layer, a, d, xla: bool = False):
 
     if layer.use_bias:
         squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)
-    return squared, clipped
-
-
-def conv_ghost_norm_pieces(layer, patches, d):
-    """``layer_pieces`` of a Conv2D from its patches (batch, T, p) and output gradients (batch, T, cout), without
-    per-example gradients: an example's squared kernel gradient norm |P^T D|^2 is the sum of (P P^T) * (D D^T), and
-    the clipped sum is one matrix product of all the patches with the output gradients scaled by the factors."""
-    squared = tf.reduce_sum(tf.matmul(patches, patches, transpose_b=True) * tf.matmul(d, d, transpose_b=True), axis=[1, 2])
-    bias_rows = tf.reduce_sum(d, axis=1)
-    if layer.use_bias:
-        squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)
-
-    def clipped(factors):
-        scaled = tf.reshape(d * factors[:, None, None], [-1, d.shape[-1]])
-        kernel = tf.matmul(tf.reshape(patches, [-1, patches.shape[-1]]), scaled, transpose_a=True)
-        return [tf.reshape(kernel, layer.kernel.shape), tf.tensordot(factors, bias_rows, axes=1)][: 1 + layer.use_bias]
-
     return squared, clipped
 
 

@@ -146,10 +146,11 @@ def reliability_diagram(bins: list[dict], ece: float, path: Path, entropy: float
     width = float(bins[0]["upper"] - bins[0]["lower"]) if bins else 1.0
     accuracy = np.array([b["accuracy"] if b["count"] else 0.0 for b in bins])
     confidence = np.array([b["confidence"] if b["count"] else np.nan for b in bins])
-    edges = np.append(lower, lower[-1] + width) if bins else np.array([0.0, 1.0])
-    # one step patch per panel, not a patch per bin (matplotlib updates the data limits per patch, slowly)
-    ax.stairs(accuracy if bins else [0.0], edges, fill=True, alpha=0.7, label="accuracy")
-    ax.stairs(accuracy if bins else [0.0], edges, baseline=0, color="black", linewidth=0.8)
+    # one step patch per panel, not a patch per bin (matplotlib updates the data limits per patch, slowly);
+    # no bins: one empty bin over [0, 1]
+    edges, heights = (np.append(lower, lower[-1] + width), accuracy) if bins else (np.array([0.0, 1.0]), np.zeros(1))
+    ax.stairs(heights, edges, fill=True, alpha=0.7, label="accuracy")
+    ax.stairs(heights, edges, baseline=0, color="black", linewidth=0.8)
     filled = ~np.isnan(confidence)
     ax.plot(confidence[filled], accuracy[filled], "o", color="C3", markersize=3, label="(mean confidence, accuracy)")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
@@ -161,7 +162,7 @@ def reliability_diagram(bins: list[dict], ece: float, path: Path, entropy: float
         title += f", entropy {entropy:.3f} bits"
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    counts.stairs([b["count"] for b in bins] or [0], edges, fill=True, color="gray")
+    counts.stairs([b["count"] for b in bins] if bins else np.zeros(1), edges, fill=True, color="gray")
     counts.set_xlabel("top-class confidence")
     counts.set_ylabel("examples")
     _set_margins(fig, left=max(_left_labels_inches(fig, a) for a in (ax, counts)) + 0.1, bottom=0.55, top=0.35,

@@ -97,10 +97,12 @@ def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
 
 
-def test_conv_norms_hold_when_patches_share_a_large_offset():
+@pytest.mark.parametrize("xla", [False, True], ids=["xla-off", "xla-compiled"])
+def test_conv_norms_hold_when_patches_share_a_large_offset(xla):
     """Activations near a large common value (saturated units) and output gradients that cancel over positions: the
     Gram-matrix ghost norm loses every digit there in float32 (down to zero or below, so the example would escape
-    clipping); each norm must be its kernel gradient's, computed in float64 here."""
+    clipping); each norm must be its kernel gradient's, computed in float64 here. Both ways of summing the squares
+    (XLA compiles only one of them)."""
     import keras
     import tensorflow as tf
 
@@ -112,7 +114,8 @@ def test_conv_norms_hold_when_patches_share_a_large_offset():
     layer(a)
     d = rng.normal(size=(4, 4, 4, 64))
     d = (d - d.mean(axis=(1, 2), keepdims=True)).astype("float32")
-    squared, _ = layer_pieces(layer, tf.constant(a), tf.constant(d))
+    norms = tf.function(lambda a, d: layer_pieces(layer, a, d, xla)[0], jit_compile=xla)
+    squared = norms(tf.constant(a), tf.constant(d))
     patches = conv_patches(layer, tf.constant(a), method="extract").numpy().reshape(4, 16, -1).astype("float64")
     kernel_gradients = np.einsum("btk,btc->bkc", patches, d.reshape(4, 16, 64).astype("float64"))
     np.testing.assert_allclose(np.sqrt(squared.numpy()), np.sqrt((kernel_gradients**2).sum(axis=(1, 2))), rtol=1e-3)

@@ -149,7 +149,8 @@ def breakdown(batch: int, repeats: int = 40) -> int:
         model = build_model(private, False, 10, batch)
         model.make_train_function()
         batches = iter([(x, y)] * (repeats + 2))
-        rows.append((f"{'DP' if private else 'plain'} train step", median_ms(lambda: model.train_function(batches))))
+        rows.append((f"{'DP' if private else 'plain'} train step",
+                     median_ms(lambda model=model, batches=batches: model.train_function(batches))))
     count = len(model.ghost_layers)
 
     @tf.function

@@ -2,7 +2,6 @@
 the installed Keras, TensorFlow and keras-tuner, and nothing else in the package reaches in."""
 
 import re
-from pathlib import Path
 
 from conftest import ROOT
 

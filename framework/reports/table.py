@@ -11,6 +11,7 @@ and its resolved spec flattened to key paths (``train.optimizer.learning_rate``,
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -365,7 +366,7 @@ def render(frame, fmt: str) -> str:
 def display_frame(frame):
     """Numbers to 4 significant digits and blanks for missing values, for people to read."""
     def cell(value):
-        if value is None or (isinstance(value, float) and value != value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             return ""
         if isinstance(value, float):
             return _number(value)
@@ -414,6 +415,6 @@ def group_display(grouped):
             metric = column[: -len("_mean")]
             std = grouped[f"{metric}_std"]
             out[metric] = [
-                f"{_number(m)} ± {_number(s)}" if s == s else _number(m) for m, s in zip(grouped[column], std)
+                f"{_number(m)} ± {_number(s)}" if not math.isnan(s) else _number(m) for m, s in zip(grouped[column], std)
             ]
     return out

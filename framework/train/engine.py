@@ -23,7 +23,6 @@ from framework.train.callbacks import (
     epoch_recorder,
     epoch_timer,
     keep_public_logs,
-    restore_callback_states,
     stop_on_non_finite_loss,
     write_history,
 )

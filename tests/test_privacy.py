@@ -97,6 +97,42 @@ def test_ghost_clipping_matches_the_naive_loop(tmp_path, model_section):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
 
 
+@pytest.mark.parametrize("model_section, clipping", [(None, "auto"), (MNIST_CNN, "auto"), (CNN_WIDE, "auto"), (None, "vectorized")],
+                         ids=["mlp-ghost", "mnist-cnn-ghost", "cnn-wide-ghost", "mlp-vectorized"])
+def test_augmented_copies_are_averaged_before_clipping(tmp_path, model_section, clipping):
+    """Augmentation multiplicity: each example's copies (here made different by hand, as augmentation layers would)
+    are consecutive rows; its gradient is the mean of theirs, clipped once. A sum instead of a mean, copies grouped
+    across examples, or each copy clipped on its own would each miss the naive loop."""
+    import keras
+    import tensorflow as tf
+
+    image = tuple(model_section["input_shape"]) if model_section else None
+    sections = {"model": model_section, "shape": image} if model_section else {}
+    _, built = dp_model(tmp_path, privacy={"l2_norm_clip": 0.05, "noise_multiplier": 0.0, "clipping": clipping}, **sections)
+    model, copies = built.model, 3
+    model.copies = copies
+    assert model.clipping == ("ghost" if clipping == "auto" else "vectorized")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6 * copies, *(image or (64,)))).astype("float32")  # example i's copies: rows 3i, 3i+1, 3i+2
+    y = np.repeat(rng.integers(0, 10, 6), copies)
+    weights = np.repeat(np.array([1, 1, 0, 1, 1, 1], "float32"), copies)
+    clipped_sum = model.ghost_clipped_sum if clipping == "auto" else model.clipped_gradient_sum
+    for clip in (0.05, 1e3):  # every example clipped, then none (where the mean's scale shows)
+        model.l2_norm_clip = clip
+        got, _ = clipped_sum(tf.constant(x), tf.constant(y), tf.constant(weights))
+        expected = [np.zeros(v.shape, "float64") for v in model.trainable_variables]
+        for i in range(6):
+            rows = slice(copies * i, copies * (i + 1))
+            with tf.GradientTape() as tape:
+                loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y[rows], model(x[rows], training=True)))
+            grads = [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_variables)]
+            factor = min(1.0, clip / np.sqrt(sum(np.sum(g**2) for g in grads)))
+            for e, g in zip(expected, grads):
+                e += weights[copies * i] * factor * g
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g.numpy(), e, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("xla", [False, True], ids=["xla-off", "xla-compiled"])
 def test_conv_norms_hold_when_patches_share_a_large_offset(xla):
     """Activations near a large common value (saturated units) and output gradients that cancel over positions: the
@@ -290,3 +326,26 @@ def test_hyperband_with_privacy_is_refused_at_the_tuner_key(cli, write_spec):
 
 
 # tuning a private spec warns: tests/test_api.py::test_max_epsilon_and_the_epsilon_log_hold_inside_tune_trials
+
+
+NOISE_STEP = {"steps": [{"type": "GaussianNoise", "stddev": 0.1}]}
+
+
+@pytest.mark.parametrize("sections, key, words", [
+    ({}, "privacy.augmentation_multiplicity", "no steps"),
+    ({"augmentation": {**NOISE_STEP, "placement": "pipeline"}}, "augmentation.placement", "must run in the model"),
+    ({"augmentation": NOISE_STEP, "model": {"kind": "vae", "encoder": [{"type": "Dense", "units": 8}],
+                                            "decoder": [{"type": "Dense", "units": 8}]}},
+     "privacy.augmentation_multiplicity", "VAE or GAN"),
+])
+def test_augmentation_multiplicity_is_refused_where_the_copies_could_not_differ(cli, write_spec, sections, key, words):
+    spec = tiny_spec(privacy={**PRIVACY, "augmentation_multiplicity": 4}, **sections)
+    spec["model"] = sections.get("model", spec["model"])  # a VAE's model table replaces the MLP's
+    code, _, err = cli("check", write_spec(spec, "m.json"), "--schema-only")
+    assert code == 2 and key in err and words in err and "Traceback" not in err, err
+
+
+def test_with_multiplicity_the_augmentation_runs_in_the_model_by_default(tmp_path):
+    _, built = dp_model(tmp_path, privacy={**PRIVACY, "augmentation_multiplicity": 2}, augmentation=NOISE_STEP)
+    assert built.augmentation.placement == "model" and built.model.copies == 2
+    assert any(type(layer).__name__ == "GaussianNoise" for layer in built.model.layers)

@@ -42,7 +42,9 @@ DP_MLP = tiny_spec(
         {"type": "Dropout", "rate": 0.2},
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ]},
-    privacy={"noise_multiplier": 1.0, "l2_norm_clip": 1.0, "reproducible_noise": True},
+    # two augmented copies of each example per step: the augmentation layer runs in the model, its random state resumes
+    augmentation={"steps": [{"type": "GaussianNoise", "stddev": 0.1}]},
+    privacy={"noise_multiplier": 1.0, "l2_norm_clip": 1.0, "reproducible_noise": True, "augmentation_multiplicity": 2},
     train={"epochs": EPOCHS, "batch_size": 128, "verbose": 0},
 )
 QUICKSTART_DROPOUT = tomllib.loads((ROOT / "specs" / "quickstart.toml").read_text())
@@ -116,6 +118,7 @@ def test_dp_run_killed_mid_write_resumes_exactly_with_reproducible_noise(cli, tm
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     metrics = _resume_and_compare(cli, next(tmp_path.iterdir()), expected)
     assert metrics["resumed_from_epoch"] == 2 and metrics["steps"] == EPOCHS * metrics["steps_per_epoch"]
+    assert metrics["augmentation"] == "model" and metrics["augmentation_multiplicity"] == 2
     from test_privacy_paths import _recomputed_epsilon
 
     assert metrics["epsilon"] == pytest.approx(_recomputed_epsilon(metrics), rel=1e-9)  # epsilon after a resume

@@ -62,9 +62,12 @@ class AugmentationPlan:
         return self.layers if self.placement == "pipeline" else []
 
 
-def resolve_placement(requested: str) -> str:
+def resolve_placement(requested: str, copies: int = 1) -> str:
+    """``copies``: privacy.augmentation_multiplicity; several copies of an example are augmented in the model."""
     if requested != "auto":
         return requested
+    if copies > 1:
+        return "model"
     import tensorflow as tf
 
     return "model" if tf.config.list_physical_devices("GPU") else "pipeline"
@@ -74,7 +77,7 @@ def plan_augmentation(spec: Spec, example_shape: tuple[int, ...]) -> Augmentatio
     steps = spec.augmentation.steps
     if not steps:
         return AugmentationPlan("none")
-    placement = resolve_placement(spec.augmentation.placement)
+    placement = resolve_placement(spec.augmentation.placement, spec.dp.augmentation_multiplicity if spec.dp else 1)
     plan = AugmentationPlan(placement)
     for i, step in enumerate(steps):
         path = f"augmentation.steps[{i}]"

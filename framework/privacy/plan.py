@@ -111,7 +111,7 @@ def configure_private_model(model, spec: Spec, train_examples: int, steps_per_ep
     model.configure_privacy(
         l2_norm_clip=plan.l2_norm_clip, noise_multiplier=plan.noise_multiplier,
         expected_batch_size=spec.train.batch_size, loss=loss, noise_state=seeds.noise,
-        allow_ghost=spec.dp.clipping == "auto",
+        allow_ghost=spec.dp.clipping == "auto", augmentation_multiplicity=spec.dp.augmentation_multiplicity,
     )
     return plan, seeds
 

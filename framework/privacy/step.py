@@ -11,6 +11,10 @@ Two ways to the clipped sum, chosen per model:
 
 Both clip exactly the same way.
 
+With augmentation multiplicity (De et al., 2022) each example arrives as ``copies`` consecutive rows, which the
+model's augmentation layers transform differently; an example's gradient is the mean of its copies' gradients
+(a Dense or Conv2D layer's kernel gradient is then a sum over copies as over positions), clipped once.
+
 For each batch: per-example gradients, computed vectorized (``tf.vectorized_map``,
 not a Python loop); each clipped to ``l2_norm_clip`` by its global norm; summed;
 Gaussian noise with std ``noise_multiplier * l2_norm_clip`` added once; divided
@@ -33,13 +37,14 @@ class DPSGDModel(keras.Model):
 
     def configure_privacy(
         self, *, l2_norm_clip: float, noise_multiplier: float, expected_batch_size: float, loss,
-        noise_state: tuple[int, int, int], allow_ghost: bool = True,
+        noise_state: tuple[int, int, int], allow_ghost: bool = True, augmentation_multiplicity: int = 1,
     ):
-        """``noise_state``: the Philox state of the noise generator (secret: see privacy/randomness.py)."""
+        """``noise_state``: the Philox state of the noise generator (secret: see privacy/randomness.py).
+        ``augmentation_multiplicity``: augmented copies of each example per step, averaged before clipping."""
         self.l2_norm_clip = float(l2_norm_clip)
         self.noise_multiplier = float(noise_multiplier)
         self.expected_batch_size = float(expected_batch_size)
-        self.per_example_loss = loss
+        self.copies = int(augmentation_multiplicity)
         # one loss value per example: a Loss object's call() skips its reduction; loss functions already do
         self.loss_per_row = loss.call if isinstance(loss, keras.losses.Loss) else loss
         # kept in a list so Keras does not track it; its state variable is in dp_state_variables() for checkpoints
@@ -55,16 +60,21 @@ class DPSGDModel(keras.Model):
         return [generator.state for generator in getattr(self, "noise_generators", [])]
 
     def ghost_clipped_sum(self, x, y, weights):
-        """The clipped gradient sum from each layer's inputs and output gradients (see the module docstring)."""
+        """The clipped gradient sum from each layer's inputs and output gradients (see the module docstring).
+
+        ``x``, ``y``, ``weights``: one row per copy, each example's ``copies`` rows consecutive."""
         count = len(self.ghost_layers)
         with tf.GradientTape() as tape:
             outputs = self.tapped_model(x, training=True)
             predictions, inputs, pre_activations = outputs[0], outputs[1 : count + 1], outputs[count + 1 :]
-            total = tf.reduce_sum(self.loss_per_row(y, predictions) * tf.cast(weights, predictions.dtype))
+            # an example's loss is the mean over its copies
+            row_weights = tf.cast(weights, predictions.dtype) / self.copies
+            total = tf.reduce_sum(self.loss_per_row(y, predictions) * row_weights)
         output_grads = tape.gradient(total, pre_activations)
-        self._batch_loss = total / tf.maximum(tf.reduce_sum(tf.cast(weights, total.dtype)), 1.0)
+        self._batch_loss = total / tf.maximum(tf.reduce_sum(row_weights), 1.0)
         xla = bool(self.jit_compile)
-        pieces = [layer_pieces(layer, a, d, xla) for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
+        pieces = [layer_pieces(layer, a, d, xla, self.copies)
+                  for layer, a, d in zip(self.ghost_layers, inputs, output_grads)]
         norms = tf.sqrt(tf.add_n([squared for squared, _ in pieces]))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12))
         by_variable = {}
@@ -74,39 +84,46 @@ class DPSGDModel(keras.Model):
         return [by_variable[id(v)] for v in self.trainable_variables], predictions
 
     def clipped_gradient_sum(self, x, y, weights):
-        """Sum over the batch of each example's gradient clipped to l2_norm_clip, and the predictions."""
+        """Sum over the batch of each example's gradient clipped to l2_norm_clip, and the predictions (rows as in
+        ``ghost_clipped_sum``)."""
         variables = self.trainable_variables
+        copies = self.copies
 
         def one_example(example):
-            xi, yi = example
+            xi, yi = example  # the example's copies, (copies, ...)
             with tf.GradientTape() as tape:
-                prediction = self(tf.nest.map_structure(lambda t: tf.expand_dims(t, 0), xi), training=True)
-                loss = self.per_example_loss(tf.expand_dims(yi, 0), prediction)
-            return tape.gradient(loss, variables), prediction[0]
+                prediction = self(xi, training=True)
+                loss = tf.reduce_mean(self.loss_per_row(yi, prediction))  # the mean over the copies
+            return tape.gradient(loss, variables), prediction
 
+        grouped = tf.nest.map_structure(lambda t: tf.reshape(t, tf.concat([[-1, copies], tf.shape(t)[1:]], 0)), (x, y))
+        weights = tf.reshape(weights, [-1, copies])[:, 0]
         if self.clipping != "loop":
             try:
-                per_example, predictions = tf.vectorized_map(one_example, (x, y))
+                per_example, predictions = tf.vectorized_map(one_example, grouped)
             except (TypeError, ValueError, NotImplementedError):
                 # TensorFlow cannot vectorize some ops (e.g. a GRU after LayerNormalization): one example at a
                 # time instead; slower, the same clipped sum
                 self.clipping = "loop"
         if self.clipping == "loop":
             per_example, predictions = tf.map_fn(
-                one_example, (x, y),
+                one_example, grouped,
                 fn_output_signature=([tf.TensorSpec(v.shape, v.dtype) for v in variables],
-                                     tf.TensorSpec(self.outputs[0].shape[1:], self.outputs[0].dtype)),
+                                     tf.TensorSpec([copies, *self.outputs[0].shape[1:]], self.outputs[0].dtype)),
             )
         squared = [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), axis=1) for g in per_example]
         norms = tf.sqrt(tf.add_n(squared))
         factors = tf.minimum(1.0, self.l2_norm_clip / (norms + 1e-12)) * tf.cast(weights, norms.dtype)
         summed = [tf.tensordot(factors, g, axes=1) for g in per_example]
-        return summed, predictions
+        return summed, tf.reshape(predictions, tf.concat([[-1], tf.shape(predictions)[2:]], 0))
 
     def train_step(self, data):
         x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
         if weights is None:
             weights = tf.ones(tf.shape(y)[:1])
+        examples = tf.reduce_sum(weights)
+        if self.copies > 1:  # each example's copies in consecutive rows; the model's augmentation layers vary them
+            x, y, weights = tf.nest.map_structure(lambda t: tf.repeat(t, self.copies, axis=0), (x, y, weights))
         clipped_sum = self.ghost_clipped_sum if self.ghost_layers else self.clipped_gradient_sum
         summed, predictions = clipped_sum(x, y, weights)
         std = self.noise_multiplier * self.l2_norm_clip
@@ -121,7 +138,7 @@ class DPSGDModel(keras.Model):
             loss = self._batch_loss + (tf.add_n(self.losses) if self.losses else 0.0)
         else:
             loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=weights)
-        loss_tracker(self).update_state(loss, sample_weight=tf.reduce_sum(weights))  # what Keras's own step logs
+        loss_tracker(self).update_state(loss, sample_weight=examples)  # what Keras's own step logs
         return self.compute_metrics(x, y, predictions, sample_weight=weights)
 
 
@@ -146,8 +163,11 @@ def ghost_layers(model) -> list | None:
     return trainable
 
 
-def layer_pieces(layer, a, d, xla: bool = False):
+def layer_pieces(layer, a, d, xla: bool = False, copies: int = 1):
     """(per-example squared gradient norm, factors -> clipped gradient sums of the layer's variables).
+
+    ``copies``: rows per example (augmentation multiplicity), consecutive; ``d`` already holds the 1/copies of their
+    mean, so an example's kernel gradient is the sum over its copies' rows, like a sum over positions.
 
     A Conv2D's norms come from each example's kernel gradient (kh*kw*cin x cout), whose sum weighted by the clipping
     factors is also the clipped sum, so the norm is the norm of what is added. Not from the ghost norm (Li et al.,
@@ -156,11 +176,14 @@ def layer_pieces(layer, a, d, xla: bool = False):
     activations, and an example whose norm it underestimates would escape clipping (benchmarks/RESULTS.md).
     """
     a, d = tf.cast(a, tf.float32), tf.cast(d, tf.float32)
+    batch = tf.shape(a)[0] // copies  # examples
     if isinstance(layer, keras.layers.Conv2D):
-        batch, channels = tf.shape(a)[0], d.shape[-1]
+        channels = d.shape[-1]
         size = layer.kernel_size[0] * layer.kernel_size[1] * a.shape[-1]
         if a.shape[-1] == 1 and not xla and not tf.config.list_logical_devices("GPU"):  # XLA: ~500x slower
-            per_example = single_channel_kernel_gradients(layer, a, d)
+            per_copy = single_channel_kernel_gradients(layer, a, d)
+            per_example = per_copy if copies == 1 else tf.reduce_sum(
+                tf.reshape(per_copy, [batch, copies, size, channels]), axis=1)
         else:
             patches = tf.reshape(conv_patches(layer, a), [batch, -1, size])
             per_example = tf.matmul(patches, tf.reshape(d, [batch, -1, channels]), transpose_a=True)
@@ -171,13 +194,21 @@ def layer_pieces(layer, a, d, xla: bool = False):
         def clipped(factors):
             kernel = tf.reshape(tf.tensordot(factors, per_example, axes=1), layer.kernel.shape)
             return [kernel, tf.tensordot(factors, bias_rows, axes=1)][: 1 + layer.use_bias]
-    else:
+    elif copies == 1:  # a Dense layer: each example's kernel gradient is a_i d_i^T, whose norm is |a_i| |d_i|
         squared = tf.reduce_sum(tf.square(a), axis=1) * tf.reduce_sum(tf.square(d), axis=1)
         bias_rows = d
 
         def clipped(factors):
             scaled = d * factors[:, None]
             return [tf.matmul(a, scaled, transpose_a=True), tf.reduce_sum(scaled, axis=0)][: 1 + layer.use_bias]
+    else:  # a Dense layer, several copies: each example's kernel gradient is the sum of its copies' a d^T
+        a_rows, d_rows = tf.reshape(a, [batch, copies, a.shape[-1]]), tf.reshape(d, [batch, copies, d.shape[-1]])
+        per_example = tf.matmul(a_rows, d_rows, transpose_a=True)
+        squared = squared_norms(per_example, xla)
+        bias_rows = tf.reduce_sum(d_rows, axis=1)
+
+        def clipped(factors):
+            return [tf.tensordot(factors, per_example, axes=1), tf.tensordot(factors, bias_rows, axes=1)][: 1 + layer.use_bias]
 
     if layer.use_bias:
         squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)

@@ -74,6 +74,30 @@ def check_private_layers(spec: Spec, context: Mapping[str, Any]) -> None:
         raise PydanticCustomError("privacy_outputs", "DP-SGD here supports single-output models")
 
 
+def check_augmentation_multiplicity(spec: Spec, context: Mapping[str, Any]) -> None:
+    """Several augmented copies of each example are made inside the DP step, by augmentation layers in the model."""
+    if spec.dp is None or spec.dp.augmentation_multiplicity == 1:
+        return
+    copies = spec.dp.augmentation_multiplicity
+    if spec.model.generative:
+        raise PydanticCustomError(
+            "multiplicity_generative", "privacy.augmentation_multiplicity = {copies}: a VAE or GAN trains on each "
+            "example once per step; use 1", {"copies": copies, "path": "privacy.augmentation_multiplicity"},
+        )
+    if not spec.augmentation.steps:
+        raise PydanticCustomError(
+            "multiplicity_steps", "privacy.augmentation_multiplicity = {copies} averages {copies} augmented copies of "
+            "each example, but [augmentation] has no steps, so the copies would all be the same: add "
+            "augmentation.steps or use 1", {"copies": copies, "path": "privacy.augmentation_multiplicity"},
+        )
+    if spec.augmentation.placement == "pipeline":
+        raise PydanticCustomError(
+            "multiplicity_placement", "privacy.augmentation_multiplicity = {copies} augments each example's copies "
+            "inside the DP step, so the augmentation steps must run in the model: set augmentation.placement to "
+            "\"model\" or \"auto\"", {"copies": copies, "path": "augmentation.placement"},
+        )
+
+
 def check_private_inputs(spec: Spec, context: Mapping[str, Any]) -> None:
     """Each way the training split could reach the output outside the DP step is refused, with the alternative.
 
@@ -372,6 +396,7 @@ CHECKS: list[Check] = [
     check_weight_decay_twice,
     check_xla_determinism,
     check_private_layers,
+    check_augmentation_multiplicity,
     check_private_inputs,
     check_text_augmentation,
     check_text_privacy,

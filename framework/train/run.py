@@ -88,6 +88,8 @@ def _privacy_facts(prepared: Prepared) -> dict[str, Any]:
     }
     if not seeds.secret:
         facts.update(private=False, private_reason=NOT_PRIVATE_REASON)
+    if prepared.spec.dp.augmentation_multiplicity > 1:
+        facts["augmentation_multiplicity"] = prepared.spec.dp.augmentation_multiplicity
     return facts
 
 

@@ -43,6 +43,15 @@ class PrivacySpec(StrictModel):
             "with tf.vectorized_map; 'vectorized': always the latter. Both clip the same way."
         ),
     )
+    augmentation_multiplicity: int = Field(
+        1, ge=1,
+        description=(
+            "Augmented copies of each example per step (De et al., 2022): the model's [augmentation] steps transform "
+            "each copy differently and the copies' gradients are averaged before clipping, so one example still moves "
+            "the sum by at most l2_norm_clip and epsilon is unchanged; each step costs about this many times more. "
+            "Needs [augmentation] steps, run in the model."
+        ),
+    )
     audit: bool = Field(False, description="After training, run the loss-threshold membership-inference audit.")
     reproducible_noise: bool = Field(
         False,

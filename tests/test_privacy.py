@@ -346,6 +346,11 @@ def test_augmentation_multiplicity_is_refused_where_the_copies_could_not_differ(
 
 
 def test_with_multiplicity_the_augmentation_runs_in_the_model_by_default(tmp_path):
-    _, built = dp_model(tmp_path, privacy={**PRIVACY, "augmentation_multiplicity": 2}, augmentation=NOISE_STEP)
-    assert built.augmentation.placement == "model" and built.model.copies == 2
-    assert any(type(layer).__name__ == "GaussianNoise" for layer in built.model.layers)
+    """Through the Python API (the CLI path: tests/test_resume.py's DP run, killed and resumed)."""
+    from framework.api import run
+
+    finished = run(tiny_spec(privacy={**PRIVACY, "augmentation_multiplicity": 2}, augmentation=NOISE_STEP),
+                   reports=tmp_path)
+    assert finished.metrics["status"] == "completed" and finished.metrics["augmentation"] == "model"
+    assert finished.metrics["augmentation_multiplicity"] == 2 and finished.model.copies == 2
+    assert any(type(layer).__name__ == "GaussianNoise" for layer in finished.model.layers)

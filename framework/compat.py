@@ -38,6 +38,15 @@ def set_op_determinism(on: bool) -> None:
         tf_config.disable_op_determinism()
 
 
+def op_determinism() -> bool:
+    """Whether TensorFlow's deterministic ops are on (the public API has no getter)."""
+    try:
+        from tensorflow.python.framework import config as tf_config
+    except ImportError:
+        raise _missing("tensorflow.python.framework.config", "tensorflow") from None
+    return bool(tf_config.is_op_determinism_enabled())
+
+
 def image_preprocessing_base() -> type:
     """Keras's base class of image augmentation layers (not exported; it is how they are recognised)."""
     try:

@@ -13,7 +13,10 @@ def test_every_accessor_works_with_the_installed_libraries():
 
     from framework import compat
 
+    compat.set_op_determinism(True)
+    assert compat.op_determinism()
     compat.set_op_determinism(False)
+    assert not compat.op_determinism()
     assert issubclass(keras.layers.RandomFlip, compat.image_preprocessing_base())
     inputs = keras.Input((3,))
     dense = keras.layers.Dense(2)

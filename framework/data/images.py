@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from framework.data.pipeline import map_stateful
 from framework.data.sources import DataSource
 from framework.errors import DataError, SpecError
 from framework.registry import registry
@@ -265,7 +266,7 @@ class ImageStreams:
         ds = ds.batch(batch_size)
         ds = ds.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
         if augment is not None:
-            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = map_stateful(ds, augment)
         if data_spec.prefetch:
             ds = ds.prefetch(tf.data.AUTOTUNE)
         return ds, epoch_callback(epoch)

@@ -21,6 +21,19 @@ def epoch_callback(epoch_variable):
     return EpochShuffle()
 
 
+def map_stateful(ds, function):
+    """``ds.map(function)`` for a function with state (variable reads, random augmentation layers), elements in order:
+    in parallel, except under TensorFlow's deterministic ops, where tf.data runs such a function one element at a
+    time anyway, and its rewrite of a parallel map logs an error line (TensorFlow 2.21) in every run's output."""
+    import tensorflow as tf
+
+    from framework.compat import op_determinism
+
+    if op_determinism():
+        return ds.map(function)
+    return ds.map(function, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def training_dataset(x, y, *, batch_size: int, data_spec, seed, augment=None):
     """Returns (dataset, callback): the callback must be passed to fit() so each epoch draws its own order.
 
@@ -43,7 +56,7 @@ def training_dataset(x, y, *, batch_size: int, data_spec, seed, augment=None):
     ds = ds.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     ds = ds.map(lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), (features, targets)))
     if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = map_stateful(ds, augment)
     if data_spec.prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds, epoch_callback(epoch)

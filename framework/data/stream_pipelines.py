@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from framework.data.pipeline import map_stateful
 from framework.data.streaming import NO_LIMIT, SHARD_LOG_ENV, SPLITS, Plan, split_codes
 from framework.errors import DataError
 
@@ -255,7 +256,7 @@ class RowStreams:
         ds = ds.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
         ds = ds.map(_targets(y))
         if augment is not None:
-            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = map_stateful(ds, augment)
         if data_spec.prefetch:
             ds = ds.prefetch(tf.data.AUTOTUNE)
         if workers > 1:  # sharded by file here: tf.data must not shard it again

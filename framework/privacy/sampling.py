@@ -23,7 +23,7 @@ def poisson_dataset(x, y, *, batch_size: int, seed_variable, steps_per_epoch: in
     """
     import tensorflow as tf
 
-    from framework.data.pipeline import epoch_callback
+    from framework.data.pipeline import epoch_callback, map_stateful
 
     count = len(y)
     rate = batch_size / count
@@ -41,9 +41,9 @@ def poisson_dataset(x, y, *, batch_size: int, seed_variable, steps_per_epoch: in
         weight = tf.pad(tf.ones_like(chosen, dtype=tf.float32), [[0, padding]])
         return tf.gather(features, index), tf.gather(targets, index), weight
 
-    ds = tf.data.Dataset.range(steps_per_epoch).map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = map_stateful(tf.data.Dataset.range(steps_per_epoch), batch)  # batch() reads the seed and epoch variables
     if augment is not None:
-        ds = ds.map(lambda xb, yb, wb: (*augment(xb, yb), wb), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = map_stateful(ds, lambda xb, yb, wb: (*augment(xb, yb), wb))
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds, epoch_callback(epoch)

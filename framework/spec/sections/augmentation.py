@@ -25,7 +25,8 @@ class AugmentationSpec(StrictModel):
         "auto",
         description=(
             "Where the steps run: 'pipeline' (tf.data, on the CPU), 'model' (as layers at the model's input, "
-            "inactive at evaluation and prediction), or 'auto': model on a GPU, pipeline otherwise. "
+            "inactive at evaluation and prediction), or 'auto': model on a GPU or with privacy.augmentation_multiplicity > 1, "
+            "pipeline otherwise. "
             "MixUp and CutMix always run in the pipeline. The placement used is recorded in metrics.json."
         ),
     )

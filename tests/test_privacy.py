@@ -331,6 +331,24 @@ def test_hyperband_with_privacy_is_refused_at_the_tuner_key(cli, write_spec):
 NOISE_STEP = {"steps": [{"type": "GaussianNoise", "stddev": 0.1}]}
 
 
+@pytest.mark.parametrize("step", ["Equalization", "RandAugment", "AugMix"])
+def test_augmentations_that_equalize_over_the_batch_are_refused(cli, write_spec, step):
+    """Keras's Equalization (also inside RandAugment and AugMix) takes one histogram of the whole batch: one example
+    would change the others' inputs, outside what clipping bounds."""
+    spec = tiny_spec(privacy=PRIVACY, augmentation={"steps": [{"type": step}]})
+    code, _, err = cli("check", write_spec(spec, "eq.json"), "--schema-only")
+    assert code == 2 and "augmentation.steps[0].type" in err and "whole batch" in err and "Traceback" not in err, err
+
+
+def test_random_crop_in_the_model_is_refused_before_training(cli, write_spec, tmp_path):
+    """In the model RandomCrop crops while training only, so evaluation would crash on the next layer's shape."""
+    spec = tiny_spec(data={"reshape": [8, 8, 1]}, privacy={**PRIVACY, "augmentation_multiplicity": 2},
+                     augmentation={"steps": [{"type": "RandomCrop", "height": 6, "width": 6}]})
+    code, _, err = cli("run", write_spec(spec, "crop.json"), "--reports", tmp_path / "r")
+    assert code == 2 and "augmentation.steps[0].type" in err and "RandomTranslation" in err and "Traceback" not in err, err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
 @pytest.mark.parametrize("sections, key, words", [
     ({}, "privacy.augmentation_multiplicity", "no steps"),
     ({"augmentation": {**NOISE_STEP, "placement": "pipeline"}}, "augmentation.placement", "must run in the model"),

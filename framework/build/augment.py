@@ -91,6 +91,13 @@ def plan_augmentation(spec: Spec, example_shape: tuple[int, ...]) -> Augmentatio
         kwargs = step.kwargs
         if "seed" in (accepted_kwargs(cls) or ()):
             kwargs.setdefault("seed", spec.seed + i)  # reproducible, but different per step
+        if step.type == "RandomCrop" and placement == "model":
+            raise SpecError(
+                "RandomCrop changes the image size while training but not at evaluation, so in the model (placement "
+                "\"model\", a GPU, or privacy.augmentation_multiplicity > 1) evaluation inputs would not fit the layers "
+                "after it; use RandomTranslation, which keeps the size, or placement = \"pipeline\"",
+                path=f"{path}.type",
+            )
         layer = instantiate(cls, step.type, kwargs, path)
         (plan.mixers if step.type in MIXERS else plan.layers).append(layer)
     if plan.mixers and spec.model.is_graph and spec.model.outputs and len(spec.model.outputs) > 1:

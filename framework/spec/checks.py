@@ -52,6 +52,10 @@ def check_xla_determinism(spec: Spec, context: Mapping[str, Any]) -> None:
 # --- privacy (only when [privacy] is on: a disabled section stays in the spec, unused) ----
 
 
+#: Keras augmentation layers whose Equalization takes one histogram over the whole batch (Keras 3.15)
+BATCH_HISTOGRAM_AUGMENTATIONS = ("Equalization", "RandAugment", "AugMix")
+
+
 def check_private_layers(spec: Spec, context: Mapping[str, Any]) -> None:
     """DP-SGD clips each example's gradient: no layer, augmentation or output layout may mix examples."""
     if spec.dp is None:
@@ -69,6 +73,14 @@ def check_private_layers(spec: Spec, context: Mapping[str, Any]) -> None:
             raise PydanticCustomError(
                 "privacy_mix", "augmentation.steps[{i}]: {type} mixes examples, which DP-SGD's per-example "
                 "clipping does not allow", {"i": i, "type": step.type},
+            )
+        if step.type in BATCH_HISTOGRAM_AUGMENTATIONS:
+            raise PydanticCustomError(
+                "privacy_histogram", "augmentation.steps[{i}]: {type} equalizes with one histogram of the whole "
+                "batch, so one example changes the others' augmented inputs and per-example clipping no longer bounds "
+                "its influence; use steps that transform each image alone (RandomTranslation, RandomFlip, "
+                "RandomContrast, AutoContrast, CLAHE, ...)",
+                {"i": i, "type": step.type, "path": f"augmentation.steps[{i}].type"},
             )
     if spec.model.outputs and len(spec.model.outputs) > 1:
         raise PydanticCustomError("privacy_outputs", "DP-SGD here supports single-output models")

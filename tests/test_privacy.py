@@ -133,6 +133,30 @@ def test_augmented_copies_are_averaged_before_clipping(tmp_path, model_section, 
             np.testing.assert_allclose(g.numpy(), e, atol=1e-6, rtol=1e-5)
 
 
+def test_dense_norms_over_copies_hold_when_the_copies_nearly_cancel():
+    """Copies of one example have nearly the same inputs; when their output gradients cancel, the Gram-product sum
+    for a Dense layer's norm cancels too. The norm must still be at least the true one (float64 here), and close."""
+    import keras
+    import tensorflow as tf
+
+    from framework.privacy.step import layer_pieces
+
+    copies, rng = 4, np.random.default_rng(0)
+    layer = keras.layers.Dense(8)
+    a = (30 + rng.normal(size=(5 * copies, 64)) * 1e-3).astype("float32")
+    layer(a)
+    d = rng.normal(size=(5, copies, 8))
+    d = (d - d.mean(axis=1, keepdims=True)).reshape(5 * copies, 8).astype("float32")
+    squared, clipped = layer_pieces(layer, tf.constant(a), tf.constant(d), copies=copies)
+    a64, d64 = a.astype("float64").reshape(5, copies, 64), d.astype("float64").reshape(5, copies, 8)
+    kernels = np.einsum("bki,bko->bio", a64, d64)
+    true = (kernels**2).sum(axis=(1, 2)) + (d64.sum(axis=1) ** 2).sum(axis=1)
+    assert np.all(squared.numpy().astype("float64") >= true), (squared.numpy(), true)
+    np.testing.assert_allclose(squared.numpy(), true, rtol=1e-2)
+    kernel, bias = clipped(tf.ones([5]))
+    np.testing.assert_allclose(kernel.numpy(), kernels.sum(axis=0), atol=1e-4)
+
+
 @pytest.mark.parametrize("xla", [False, True], ids=["xla-off", "xla-compiled"])
 def test_conv_norms_hold_when_patches_share_a_large_offset(xla):
     """Activations near a large common value (saturated units) and output gradients that cancel over positions: the

@@ -202,17 +202,36 @@ def layer_pieces(layer, a, d, xla: bool = False, copies: int = 1):
             scaled = d * factors[:, None]
             return [tf.matmul(a, scaled, transpose_a=True), tf.reduce_sum(scaled, axis=0)][: 1 + layer.use_bias]
     else:  # a Dense layer, several copies: each example's kernel gradient is the sum of its copies' a d^T
-        a_rows, d_rows = tf.reshape(a, [batch, copies, a.shape[-1]]), tf.reshape(d, [batch, copies, d.shape[-1]])
-        per_example = tf.matmul(a_rows, d_rows, transpose_a=True)
-        squared = squared_norms(per_example, xla)
-        bias_rows = tf.reduce_sum(d_rows, axis=1)
+        squared = dense_copies_squared_norms(a, d, copies)
+        bias_rows = tf.reduce_sum(tf.reshape(d, [batch, copies, d.shape[-1]]), axis=1)
 
         def clipped(factors):
-            return [tf.tensordot(factors, per_example, axes=1), tf.tensordot(factors, bias_rows, axes=1)][: 1 + layer.use_bias]
+            scaled = d * tf.repeat(factors, copies)[:, None]
+            return [tf.matmul(a, scaled, transpose_a=True), tf.reduce_sum(scaled, axis=0)][: 1 + layer.use_bias]
 
     if layer.use_bias:
         squared = squared + tf.reduce_sum(tf.square(bias_rows), axis=1)
     return squared, clipped
+
+
+def dense_copies_squared_norms(a, d, copies: int):
+    """An upper bound, tight to about 1e-13, on each example's squared kernel-gradient norm
+    ``|sum_k a_k d_k^T|^2 = sum_kl (a_k . a_l)(d_k . d_l)`` over its ``copies`` rows of a Dense layer's inputs ``a``
+    and output gradients ``d``, without writing out the (inputs x units) gradients.
+
+    Copies of one example have nearly the same inputs, and their gradients may nearly cancel, so the sum of Gram
+    products cancels: it is taken in float64 and the bound on its rounding error, ``gamma * (sum_k |a_k| |d_k|)^2``
+    with ``gamma`` twice ``(inputs + units + copies^2) * 2^-53``, is added, and the result raised by float32's
+    rounding before it is rounded to float32, so the norm is never underestimated (an underestimated norm would let
+    an example past the clip).
+    """
+    a_rows = tf.reshape(tf.cast(a, tf.float64), [-1, copies, a.shape[-1]])
+    d_rows = tf.reshape(tf.cast(d, tf.float64), [-1, copies, d.shape[-1]])
+    gram_products = tf.matmul(a_rows, a_rows, transpose_b=True) * tf.matmul(d_rows, d_rows, transpose_b=True)
+    squared = tf.reduce_sum(gram_products, axis=[1, 2])
+    scale = tf.reduce_sum(tf.norm(a_rows, axis=2) * tf.norm(d_rows, axis=2), axis=1)
+    gamma = 2.0 * (a.shape[-1] + d.shape[-1] + copies**2) * 2.0**-53
+    return tf.cast((tf.maximum(squared, 0.0) + gamma * tf.square(scale)) * (1.0 + 2.0**-23), tf.float32)
 
 
 def squared_norms(per_example, xla: bool = False):

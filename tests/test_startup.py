@@ -117,18 +117,3 @@ def test_version(command):
     result = _run(*command)
     assert result.returncode == 0 and result.stdout.strip() == f"framework {__version__}"
 
-
-def test_a_private_run_with_augmentation_prints_no_tensorflow_log_lines(tmp_path):
-    """The Poisson batches and the augmentation are tf.data maps with state; under deterministic ops a parallel map
-    of them made TensorFlow log an E0000 line in every private run."""
-    import json
-
-    spec = tiny_spec(privacy={"noise_multiplier": 1.0, "l2_norm_clip": 1.0},
-                     augmentation={"steps": [{"type": "GaussianNoise", "stddev": 0.1}], "placement": "pipeline"})
-    path = tmp_path / "dp.json"
-    path.write_text(json.dumps(spec))
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run([sys.executable, "-m", "framework", "run", str(path), "--reports", str(tmp_path / "r")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr
-    assert not ABSL_LINE.search(result.stdout + result.stderr), result.stdout + result.stderr

@@ -134,6 +134,21 @@ def test_augmented_copies_are_averaged_before_clipping(tmp_path, model_section, 
             np.testing.assert_allclose(g.numpy(), e, atol=1e-6, rtol=1e-5)
 
 
+def test_per_example_clipping_draws_each_rows_own_augmentation(tmp_path):
+    """Inside tf.vectorized_map a random layer draws once for every example; the vectorized path runs the model's
+    leading augmentation layers on the whole batch first, so the same image sampled into every row (with two
+    copies each) gets a different transformation in each row."""
+    import tensorflow as tf
+
+    _, built = dp_model(tmp_path, privacy={**PRIVACY, "clipping": "vectorized", "augmentation_multiplicity": 2},
+                        augmentation=NOISE_STEP)
+    model = built.model
+    assert model.clipping == "vectorized" and [type(layer).__name__ for layer in model.augmentation_split.layers] == ["GaussianNoise"]
+    x = np.repeat(np.random.default_rng(0).normal(size=(1, 64)).astype("float32"), 16, axis=0)
+    _, predictions = model.clipped_gradient_sum(tf.constant(x), tf.constant(np.zeros(16, "int64")), tf.ones(16))
+    assert len(np.unique(np.round(predictions.numpy(), 6), axis=0)) == 16
+
+
 def test_dense_norms_over_copies_hold_when_the_copies_nearly_cancel():
     """Copies of one example have nearly the same inputs; when their output gradients cancel, the Gram-product sum
     for a Dense layer's norm cancels too. The norm must still be at least the true one (float64 here), and close."""

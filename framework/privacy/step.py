@@ -25,6 +25,8 @@ not depend on the data, so their gradient is added outside the clipped sum.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -51,6 +53,7 @@ class DPSGDModel(keras.Model):
         self.noise_generators = [tf.random.Generator.from_state(tf.constant(noise_state, tf.int64), alg="philox")]
         self.ghost_layers = ghost_layers(self) if allow_ghost else None
         self.clipping = "ghost" if self.ghost_layers is not None else "vectorized"
+        self.augmentation_split = leading_augmentation(self) if self.clipping == "vectorized" else None
         if self.ghost_layers:
             tapped = [layer.input for layer in self.ghost_layers] + [layer.output for layer in self.ghost_layers]
             self.tapped_model = keras.Model(self.inputs, [*self.outputs, *tapped])
@@ -92,10 +95,15 @@ class DPSGDModel(keras.Model):
         def one_example(example):
             xi, yi = example  # the example's copies, (copies, ...)
             with tf.GradientTape() as tape:
-                prediction = self(xi, training=True)
+                prediction = forward(xi, training=True)
                 loss = tf.reduce_mean(self.loss_per_row(yi, prediction))  # the mean over the copies
             return tape.gradient(loss, variables), prediction
 
+        forward = self
+        if self.augmentation_split is not None:  # each row's own random draws (inside the map every example shares them)
+            for layer in self.augmentation_split.layers:
+                x = layer(x, training=True)
+            forward = self.augmentation_split.rest
         grouped = tf.nest.map_structure(lambda t: tf.reshape(t, tf.concat([[-1, copies], tf.shape(t)[1:]], 0)), (x, y))
         weights = tf.reshape(weights, [-1, copies])[:, 0]
         if self.clipping != "loop":
@@ -140,6 +148,37 @@ class DPSGDModel(keras.Model):
             loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=weights)
         loss_tracker(self).update_state(loss, sample_weight=examples)  # what Keras's own step logs
         return self.compute_metrics(x, y, predictions, sample_weight=weights)
+
+
+@dataclass
+class AugmentationSplit:
+    """A model's leading random augmentation layers, and the rest of it as a model of its own (the same layers).
+    Not a Keras layer, so the DP model does not track it as one of its own."""
+
+    layers: list
+    rest: keras.Model
+
+
+def leading_augmentation(model) -> AugmentationSplit | None:
+    """The augmentation layers (framework/build/augment.py's kinds) that a one-input model applies first, in a
+    chain from its input, split from the rest; None when there are none. ``tf.vectorized_map`` draws a random
+    layer's values once for all the examples it maps, so per-example clipping runs these on the whole batch first."""
+    from framework.build.augment import keras_augmentations
+
+    kinds = tuple(keras_augmentations().values())
+    if len(model.inputs) != 1:
+        return None
+    layers, previous = [], model.inputs[0]
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if not isinstance(layer, kinds) or len(inbound_nodes(layer)) != 1 or layer.input is not previous:
+            break
+        layers.append(layer)
+        previous = layer.output
+    if not layers:
+        return None
+    return AugmentationSplit(layers, keras.Model(previous, model.outputs))
 
 
 def ghost_layers(model) -> list | None:

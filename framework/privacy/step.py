@@ -254,7 +254,7 @@ def layer_pieces(layer, a, d, xla: bool = False, copies: int = 1):
 
 
 def dense_copies_squared_norms(a, d, copies: int):
-    """An upper bound, tight to about 1e-13, on each example's squared kernel-gradient norm
+    """An upper bound, tight to float32's rounding, on each example's squared kernel-gradient norm
     ``|sum_k a_k d_k^T|^2 = sum_kl (a_k . a_l)(d_k . d_l)`` over its ``copies`` rows of a Dense layer's inputs ``a``
     and output gradients ``d``, without writing out the (inputs x units) gradients.
 

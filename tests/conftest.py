@@ -21,9 +21,10 @@ os.environ.pop("COLUMNS", None)
 # The longest test files first (seconds from `pytest --durations=0`): pytest-xdist's loadfile scheduling hands files
 # out in collection order, so long files start early instead of keeping one worker busy after the others finish.
 LONGEST_FILES_FIRST = [
-    "test_tune.py", "test_resume.py", "test_generative.py", "test_records.py", "test_use.py", "test_privacy.py",
-    "test_privacy_paths.py", "test_plugins.py", "test_families.py", "test_startup.py", "test_reliability.py",
-    "test_distribute.py", "test_explain_more.py", "test_word2vec.py", "test_scattering.py", "test_images.py",
+    "test_tune.py", "test_resume.py", "test_use.py", "test_generative.py", "test_records.py", "test_privacy.py",
+    "test_privacy_paths.py", "test_families.py", "test_reliability.py", "test_distribute.py", "test_scattering.py",
+    "test_plugins.py", "test_api.py", "test_explain_more.py", "test_reports.py", "test_images.py", "test_word2vec.py",
+    "test_startup.py",
 ]
 
 

@@ -53,13 +53,20 @@ def test_a_size_the_scales_do_not_divide_is_a_spec_error_at_the_layer(cli, write
     assert code == 2 and "model.layers[0]" in err and "divisible by 4" in err
 
 
-def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_images(tmp_path):
-    from framework.api import open_run
-    from framework.data import load_splits
+@pytest.fixture(scope="module")
+def scatter_dp_run(tmp_path_factory):
+    """SCATTER_DP trained once, in this process."""
     from framework.spec.load import load_spec_input
     from framework.train.run import run_experiment
 
-    result = run_experiment(load_spec_input(SCATTER_DP), tmp_path / "reports")
+    return run_experiment(load_spec_input(SCATTER_DP), tmp_path_factory.mktemp("scatter") / "reports")
+
+
+def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_images(scatter_dp_run):
+    from framework.api import open_run
+    from framework.data import load_splits
+
+    result = scatter_dp_run
     prepared = result.prepared
     assert prepared.splits.x_train.shape[1:] == (2, 2, 81)  # the scattering coefficients, computed once
     assert prepared.model.input_shape[1:] == (2, 2, 81) and prepared.model.clipping == "ghost"
@@ -73,8 +80,11 @@ def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_imag
     predicted = np.asarray(saved(raw.x_test, training=False)).argmax(axis=1)  # called directly: no predict trace
     assert abs(float(np.mean(predicted == raw.y_test)) - result.metrics["test_accuracy"]) <= 1 / len(raw.y_test)
 
-    # killed just after epoch 1's checkpoint, then resumed: the features are computed again from the stored
-    # examples, and the run ends as the uninterrupted one did (its DP noise continues, not replayed)
+
+@pytest.mark.slow
+def test_a_dp_run_on_fixed_features_killed_after_an_epoch_resumes_exactly(scatter_dp_run, tmp_path):
+    """Killed just after epoch 1's checkpoint, then resumed: the features are computed again from the stored
+    examples, and the run ends as the uninterrupted one did (its DP noise continues, not replayed)."""
     from framework.train.checkpoint import FAULT_ENV
     from framework.train.run import resume_experiment
 
@@ -86,6 +96,6 @@ def test_a_dp_run_trains_on_features_computed_once_and_saves_a_model_of_raw_imag
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     folder = next((tmp_path / "killed").iterdir())
     assert resume_experiment(folder).metrics["resumed_from_epoch"] == 1
-    (metrics, history), (want_metrics, want_history) = run_outcome(folder), run_outcome(result.folder.path)
+    (metrics, history), (want_metrics, want_history) = run_outcome(folder), run_outcome(scatter_dp_run.folder.path)
     assert metrics == want_metrics
     pd.testing.assert_frame_equal(history, want_history)

@@ -62,6 +62,10 @@ class AugmentationPlan:
         return self.layers if self.placement == "pipeline" else []
 
 
+#: when ``placement = "auto"`` puts the steps in the model, for messages that depend on it
+IN_MODEL_WHEN = 'placement "model", a GPU, or privacy.augmentation_multiplicity > 1'
+
+
 def resolve_placement(requested: str, copies: int = 1) -> str:
     """``copies``: privacy.augmentation_multiplicity; several copies of an example are augmented in the model."""
     if requested != "auto":
@@ -93,9 +97,9 @@ def plan_augmentation(spec: Spec, example_shape: tuple[int, ...]) -> Augmentatio
             kwargs.setdefault("seed", spec.seed + i)  # reproducible, but different per step
         if step.type == "RandomCrop" and placement == "model":
             raise SpecError(
-                "RandomCrop changes the image size while training but not at evaluation, so in the model (placement "
-                "\"model\", a GPU, or privacy.augmentation_multiplicity > 1) evaluation inputs would not fit the layers "
-                "after it; use RandomTranslation, which keeps the size, or placement = \"pipeline\"",
+                f"RandomCrop changes the image size while training but not at evaluation, so in the model ({IN_MODEL_WHEN}) "
+                "evaluation inputs would not fit the layers after it; use RandomTranslation, which keeps the size, or "
+                "placement = \"pipeline\"",
                 path=f"{path}.type",
             )
         layer = instantiate(cls, step.type, kwargs, path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework.build.augment import IN_MODEL_WHEN
 from framework.build.layers import call_layer, make_layer
 from framework.build.regularize import dropout_after, regularized_kwargs
 from framework.registry import registry
@@ -144,8 +145,8 @@ def _connect(spec: Spec, data_shape, input_layers, part: str, input_tensor, star
     previous = inputs[-1]
     if input_layers:
         if len(inputs) != 1:
-            raise SpecError("augmentation in the model (placement \"model\", a GPU, or privacy.augmentation_multiplicity "
-                            "> 1) needs a model with one input", path="augmentation.placement")
+            raise SpecError(f"augmentation in the model ({IN_MODEL_WHEN}) needs a model with one input",
+                            path="augmentation.placement")
         for layer in input_layers:
             previous = call_layer(layer, [previous], type(layer).__name__, "augmentation")
         if model_spec.inputs:  # graph form: layers that name the input get the augmented tensor

@@ -91,6 +91,11 @@ class DPSGDModel(keras.Model):
         ``ghost_clipped_sum``)."""
         variables = self.trainable_variables
         copies = self.copies
+        forward = self
+        if self.augmentation_split is not None:  # each row's own random draws (inside the map every example shares them)
+            for layer in self.augmentation_split.layers:
+                x = layer(x, training=True)
+            forward = self.augmentation_split.rest
 
         def one_example(example):
             xi, yi = example  # the example's copies, (copies, ...)
@@ -99,11 +104,6 @@ class DPSGDModel(keras.Model):
                 loss = tf.reduce_mean(self.loss_per_row(yi, prediction))  # the mean over the copies
             return tape.gradient(loss, variables), prediction
 
-        forward = self
-        if self.augmentation_split is not None:  # each row's own random draws (inside the map every example shares them)
-            for layer in self.augmentation_split.layers:
-                x = layer(x, training=True)
-            forward = self.augmentation_split.rest
         grouped = tf.nest.map_structure(lambda t: tf.reshape(t, tf.concat([[-1, copies], tf.shape(t)[1:]], 0)), (x, y))
         weights = tf.reshape(weights, [-1, copies])[:, 0]
         if self.clipping != "loop":
@@ -219,16 +219,17 @@ def layer_pieces(layer, a, d, xla: bool = False, copies: int = 1):
     if isinstance(layer, keras.layers.Conv2D):
         channels = d.shape[-1]
         size = layer.kernel_size[0] * layer.kernel_size[1] * a.shape[-1]
+        d_rows = tf.reshape(d, [batch, -1, channels])  # each example's positions (of all its copies)
         if a.shape[-1] == 1 and not xla and not tf.config.list_logical_devices("GPU"):  # XLA: ~500x slower
             per_copy = single_channel_kernel_gradients(layer, a, d)
             per_example = per_copy if copies == 1 else tf.reduce_sum(
                 tf.reshape(per_copy, [batch, copies, size, channels]), axis=1)
         else:
             patches = tf.reshape(conv_patches(layer, a), [batch, -1, size])
-            per_example = tf.matmul(patches, tf.reshape(d, [batch, -1, channels]), transpose_a=True)
+            per_example = tf.matmul(patches, d_rows, transpose_a=True)
         # per_example: (batch, kh*kw*cin, cout), each example's kernel gradient
         squared = squared_norms(per_example, xla)
-        bias_rows = tf.reduce_sum(tf.reshape(d, [batch, -1, channels]), axis=1)
+        bias_rows = tf.reduce_sum(d_rows, axis=1)
 
         def clipped(factors):
             kernel = tf.reshape(tf.tensordot(factors, per_example, axes=1), layer.kernel.shape)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
 
-from framework.spec.sections.privacy import BATCH_MIXING_LAYERS
+from framework.spec.sections.privacy import BATCH_HISTOGRAM_AUGMENTATIONS, BATCH_MIXING_LAYERS
 
 if TYPE_CHECKING:
     from framework.spec.schema import Spec
@@ -50,10 +50,6 @@ def check_xla_determinism(spec: Spec, context: Mapping[str, Any]) -> None:
 
 
 # --- privacy (only when [privacy] is on: a disabled section stays in the spec, unused) ----
-
-
-#: Keras augmentation layers whose Equalization takes one histogram over the whole batch (Keras 3.15)
-BATCH_HISTOGRAM_AUGMENTATIONS = ("Equalization", "RandAugment", "AugMix")
 
 
 def check_private_layers(spec: Spec, context: Mapping[str, Any]) -> None:

@@ -84,3 +84,5 @@ class PrivacySpec(StrictModel):
 
 # Layers whose output for one example depends on the other examples in the batch.
 BATCH_MIXING_LAYERS = {"BatchNormalization": "GroupNormalization or LayerNormalization"}
+# Keras augmentation layers whose Equalization takes one histogram over the whole batch (Keras 3.15).
+BATCH_HISTOGRAM_AUGMENTATIONS = ("Equalization", "RandAugment", "AugMix")

@@ -73,6 +73,42 @@ def loss_tracker(model):
     return tracker
 
 
+def per_example_seeds(model, index):
+    """A context in which every random layer of ``model`` (nested ones too) draws with ``index`` folded into its
+    seed, for a function that ``tf.vectorized_map`` maps over examples: there a layer's seed generator is read once
+    for all of them, so a Dropout would drop the same units of every example. The generators' state advances as
+    before (checkpoints and resumes are unchanged). Keras internals: ``Layer._flatten_layers`` and the layers'
+    SeedGenerator attributes, swapped without Keras's tracking and put back on leaving."""
+    import contextlib
+
+    import keras
+
+    if not hasattr(model, "_flatten_layers"):
+        raise _missing("Layer._flatten_layers", "keras")
+
+    class ExampleSeedGenerator(keras.random.SeedGenerator):
+        def __init__(self, generator):  # no state of its own: the wrapped generator's advances
+            self.generator, self.name, self.backend = generator, generator.name, generator.backend
+
+        def next(self, ordered=True):
+            seed = self.generator.next(ordered)
+            return seed + keras.ops.stack([keras.ops.cast(index, seed.dtype), keras.ops.zeros((), seed.dtype)])
+
+    @contextlib.contextmanager
+    def swapped():
+        originals = [(layer, name, value) for layer in model._flatten_layers(include_self=True, recursive=True)
+                     for name, value in vars(layer).items() if isinstance(value, keras.random.SeedGenerator)]
+        try:
+            for layer, name, value in originals:
+                object.__setattr__(layer, name, ExampleSeedGenerator(value))
+            yield
+        finally:
+            for layer, name, value in originals:
+                object.__setattr__(layer, name, value)
+
+    return swapped()
+
+
 def tensorflow_trainer():
     """Keras's TensorFlow trainer module (the multi-worker fixes in train/distribute.py patch it)."""
     try:

@@ -29,6 +29,16 @@ def test_every_accessor_works_with_the_installed_libraries():
     vectorizer = keras.layers.TextVectorization()
     assert compat.text_tokens(vectorizer, ["A good, GOOD film!", ""]) == [["a", "good", "good", "film"], []]
     assert callable(compat.kymatio_scattering2d()(J=1, shape=(4, 4)).scattering)
+    dropout = keras.layers.Dropout(0.5, seed=1)
+    nested = keras.Sequential([keras.Input((64,)), dropout])
+    outer = keras.Model(inputs := keras.Input((64,)), nested(inputs))
+    generator = dropout.seed_generator
+    with compat.per_example_seeds(outer, 3):  # the nested model's Dropout draws with the example's index
+        assert dropout.seed_generator is not generator
+        masks = [dropout(keras.ops.ones((1, 64)), training=True) for _ in range(2)]
+    assert dropout.seed_generator is generator and dropout.seed_generator in dropout._seed_generators
+    assert list(keras.ops.convert_to_numpy(generator.state)) == [1, 2]  # advanced once per draw, as before
+    assert not (keras.ops.convert_to_numpy(masks[0]) == keras.ops.convert_to_numpy(masks[1])).all()
 
 
 def test_no_other_module_uses_library_internals():

@@ -149,6 +149,26 @@ def test_per_example_clipping_draws_each_rows_own_augmentation(tmp_path):
     assert len(np.unique(np.round(predictions.numpy(), 6), axis=0)) == 16
 
 
+def test_per_example_clipping_draws_each_examples_own_dropout_mask(tmp_path, caplog):
+    """Inside tf.vectorized_map a Dropout layer's seed is read once for every example; with each example's index
+    folded into it (compat.per_example_seeds), the same input in every row gets a different mask in each, the next
+    step draws new masks, and no notice about the random ops' loop is printed."""
+    import tensorflow as tf
+
+    layers = [{"type": "Dense", "units": 64, "activation": "tanh"}, {"type": "Dropout", "rate": 0.5},
+              {"type": "Dense", "units": 10, "activation": "softmax"}]
+    _, built = dp_model(tmp_path, privacy={**PRIVACY, "clipping": "vectorized"}, model={"layers": layers})
+    model = built.model
+    assert model.clipping == "vectorized" and model.augmentation_split is None
+    x = tf.constant(np.repeat(np.random.default_rng(0).normal(size=(1, 64)).astype("float32"), 16, axis=0))
+    step = tf.function(lambda: model.clipped_gradient_sum(x, tf.constant(np.zeros(16, "int64")), tf.ones(16))[1])
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        first, second = step().numpy(), step().numpy()
+    assert not [r for r in caplog.records if "while_loop" in r.getMessage()]
+    assert len(np.unique(np.round(first, 6), axis=0)) == 16
+    assert not np.allclose(first, second)
+
+
 def test_dense_norms_over_copies_hold_when_the_copies_nearly_cancel():
     """Copies of one example have nearly the same inputs; when their output gradients cancel, the Gram-product sum
     for a Dense layer's norm cancels too. The norm must still be at least the true one (float64 here), and close."""

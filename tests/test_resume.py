@@ -46,9 +46,11 @@ DP_MLP = tiny_spec(
         {"type": "Dropout", "rate": 0.2},
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ]},
-    # two augmented copies of each example per step: the augmentation layer runs in the model, its random state resumes
+    # two augmented copies of each example per step: the augmentation layer runs in the model, its random state resumes;
+    # clipped per example (tf.vectorized_map: each example's own Dropout mask); ghost clipping resumes in STOPPING_SPECS
     augmentation={"steps": [{"type": "GaussianNoise", "stddev": 0.1}]},
-    privacy={"noise_multiplier": 1.0, "l2_norm_clip": 1.0, "reproducible_noise": True, "augmentation_multiplicity": 2},
+    privacy={"noise_multiplier": 1.0, "l2_norm_clip": 1.0, "reproducible_noise": True, "augmentation_multiplicity": 2,
+             "clipping": "vectorized"},
     train={"epochs": EPOCHS, "batch_size": 128, "verbose": 0},
 )
 QUICKSTART_DROPOUT = tomllib.loads((ROOT / "specs" / "quickstart.toml").read_text())
@@ -126,6 +128,7 @@ def test_dp_run_killed_mid_write_resumes_exactly_with_reproducible_noise(cli, tm
     metrics = _resume_and_compare(cli, next(tmp_path.iterdir()), expected)
     assert metrics["resumed_from_epoch"] == 2 and metrics["steps"] == EPOCHS * metrics["steps_per_epoch"]
     assert metrics["augmentation"] == "model" and metrics["augmentation_multiplicity"] == 2
+    assert metrics["dp_clipping"] == "vectorized"
     from test_privacy_paths import _recomputed_epsilon
 
     assert metrics["epsilon"] == pytest.approx(_recomputed_epsilon(metrics), rel=1e-9)  # epsilon after a resume

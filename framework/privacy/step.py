@@ -31,7 +31,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from framework.compat import inbound_nodes, loss_tracker
+from framework.compat import inbound_nodes, loss_tracker, per_example_seeds
+from framework.quiet import per_example_random_notices_hidden
 
 
 class DPSGDModel(keras.Model):
@@ -98,17 +99,19 @@ class DPSGDModel(keras.Model):
             forward = self.augmentation_split.rest
 
         def one_example(example):
-            xi, yi = example  # the example's copies, (copies, ...)
-            with tf.GradientTape() as tape:
+            xi, yi, index = example  # the example's copies, (copies, ...), and its row in the batch
+            with tf.GradientTape() as tape, per_example_seeds(forward, index):  # its own Dropout masks
                 prediction = forward(xi, training=True)
                 loss = tf.reduce_mean(self.loss_per_row(yi, prediction))  # the mean over the copies
             return tape.gradient(loss, variables), prediction
 
         grouped = tf.nest.map_structure(lambda t: tf.reshape(t, tf.concat([[-1, copies], tf.shape(t)[1:]], 0)), (x, y))
+        grouped = (*grouped, tf.range(tf.shape(grouped[1])[0], dtype=tf.int64))
         weights = tf.reshape(weights, [-1, copies])[:, 0]
         if self.clipping != "loop":
             try:
-                per_example, predictions = tf.vectorized_map(one_example, grouped)
+                with per_example_random_notices_hidden():
+                    per_example, predictions = tf.vectorized_map(one_example, grouped)
             except (TypeError, ValueError, NotImplementedError):
                 # TensorFlow cannot vectorize some ops (e.g. a GRU after LayerNormalization): one example at a
                 # time instead; slower, the same clipped sum

@@ -75,3 +75,21 @@ def test_a_bad_value_is_one_message_at_the_key(cli, write_spec, value):
     code, _, err = cli("check", write_spec(tiny_spec(train={"steps_per_execution": value})))
     assert code == 2 and "Traceback" not in err
     assert "train.steps_per_execution" in err and "whole number of batches" in err
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["plain", "dp"])
+def test_the_first_train_step_creates_no_variables(private):
+    """The compiled metrics' variables exist before fit (train/compile.py: build_compiled_state): a tf.function
+    that creates variables on its first call is traced twice, and Keras's TensorFlow trainer would create them
+    while tracing the first step (about 0.2 s of every run)."""
+    from framework.spec.load import load_spec_input
+    from framework.train.prepare import prepare
+
+    spec = tiny_spec(privacy={"l2_norm_clip": 1.0, "noise_multiplier": 1.1}) if private else tiny_spec()
+    prepared = prepare(load_spec_input(spec))
+    model = prepared.model
+    before = {v.path for v in model.variables + model.metrics_variables}
+    assert any("accuracy" in path for path in before)
+    model.fit(prepared.train_ds, epochs=1, verbose=0, callbacks=prepared.pipeline_callbacks, shuffle=False)
+    assert {v.path for v in model.variables + model.metrics_variables} == before
+    assert model.evaluate(prepared.test_ds, return_dict=True, verbose=0)["accuracy"] > 0  # reset, then counted

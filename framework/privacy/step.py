@@ -109,9 +109,12 @@ class DPSGDModel(keras.Model):
         grouped = (*grouped, tf.range(tf.shape(grouped[1])[0], dtype=tf.int64))
         weights = tf.reshape(weights, [-1, copies])[:, 0]
         if self.clipping != "loop":
+            # traced in a graph of its own: a failed attempt leaves no half-converted ops in the step's graph, which
+            # would still run (they hold the random layers' state updates)
+            vectorized = tf.function(lambda elems: tf.vectorized_map(one_example, elems), autograph=False)
             try:
                 with per_example_random_notices_hidden():
-                    per_example, predictions = tf.vectorized_map(one_example, grouped)
+                    per_example, predictions = vectorized(grouped)
             except (TypeError, ValueError, NotImplementedError):
                 # TensorFlow cannot vectorize some ops (e.g. a GRU after LayerNormalization): one example at a
                 # time instead; slower, the same clipped sum

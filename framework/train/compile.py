@@ -177,3 +177,32 @@ def compile_model(model, spec: Spec, steps_per_epoch: int, *, one_hot: bool = Fa
         raise
     except Exception as exc:
         raise SpecError(f"cannot compile the model: {exc}", path="train") from None
+
+
+def build_compiled_state(model, element_spec) -> bool:
+    """Create the compiled loss's and metrics' variables now, from a batch of zeros shaped like ``element_spec``
+    (the training dataset's), and reset them. Keras's TensorFlow trainer otherwise creates them while it traces the
+    first train step, and a ``tf.function`` that creates variables on its first call is traced twice (about 0.2 s of
+    every run). Only dense inputs; anything else, or a model that does not take zeros, is left to that first trace
+    (False)."""
+    import keras
+    import tensorflow as tf
+
+    specs = tf.nest.flatten(element_spec)
+    if not all(type(s) is tf.TensorSpec for s in specs):
+        return False
+
+    def zeros(spec):
+        shape = [1 if size is None else size for size in spec.shape]
+        return tf.fill(shape, "") if spec.dtype == tf.string else tf.zeros(shape, spec.dtype)
+
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(tf.nest.map_structure(zeros, element_spec))
+    try:
+        predictions = model(x, training=False)
+        model.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=weights, training=False)
+        model.compute_metrics(x, y, predictions, sample_weight=weights)
+    except Exception:  # noqa: BLE001 - an optimisation only: the first traced step builds them as before
+        return False
+    finally:
+        model.reset_metrics()
+    return True

@@ -17,7 +17,7 @@ from framework.spec.load import LoadedSpec
 from framework.spec.schema import LATEST, Spec
 from framework.train import distribute
 from framework.train.callbacks import spec_callbacks
-from framework.train.compile import compile_model, needs_one_hot
+from framework.train.compile import build_compiled_state, compile_model, needs_one_hot
 from framework.train.transfer import initialise_and_freeze
 
 
@@ -335,6 +335,8 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     if strategy is not None and hasattr(splits.streams, "share_files"):  # each worker reads only its share of files
         splits.streams.share_files(*distribute.worker_share(strategy))
     train_ds, val_ds, test_ds, epoch_callback, state = make_datasets(spec, splits, built, steps)
+    if strategy is None and not spec.model.generative:  # (a strategy's fit builds them itself; VAE/GAN steps have none)
+        build_compiled_state(built.model, train_ds.element_spec)
     if strategy is not None:
         train_ds, val_ds, test_ds = (_shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
     return Prepared(

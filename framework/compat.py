@@ -82,6 +82,7 @@ def per_example_seeds(model, index):
     import contextlib
 
     import keras
+    import tensorflow as tf
 
     if not hasattr(model, "_flatten_layers"):
         raise _missing("Layer._flatten_layers", "keras")
@@ -91,8 +92,10 @@ def per_example_seeds(model, index):
             self.generator, self.name, self.backend = generator, generator.name, generator.backend
 
         def next(self, ordered=True):
-            seed = self.generator.next(ordered)
-            return seed + keras.ops.stack([keras.ops.cast(index, seed.dtype), keras.ops.zeros((), seed.dtype)])
+            # int32, as XLA's stateless ops need; folded in, not added: seeds the framework numbers seed, seed + 1, ...
+            # plus the index would give layer i's example k + 1 layer i + 1's draws for example k
+            seed = tf.cast(tf.math.floormod(self.generator.next(ordered), tf.int32.max - 1), tf.int32)
+            return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32))
 
     @contextlib.contextmanager
     def swapped():
@@ -107,6 +110,15 @@ def per_example_seeds(model, index):
                 object.__setattr__(layer, name, value)
 
     return swapped()
+
+
+def symbolic_build(model, element_spec) -> None:
+    """Keras's own build of a compiled model's loss, metrics and optimizer from symbolic inputs shaped like
+    ``element_spec`` (x, y[, sample_weight] TensorSpecs); its TensorFlow trainer calls it only under a distribution
+    strategy (``Trainer._symbolic_build``)."""
+    if not hasattr(model, "_symbolic_build"):
+        raise _missing("Trainer._symbolic_build", "keras")
+    model._symbolic_build(data_batch=element_spec)
 
 
 def tensorflow_trainer():

@@ -3,6 +3,9 @@ the installed Keras, TensorFlow and keras-tuner, and nothing else in the package
 
 import re
 
+import numpy as np
+import pytest
+
 from conftest import ROOT
 
 INTERNALS = re.compile(r"keras\.src|tensorflow\.python|keras_tuner\.src|kymatio\.scattering2d|_read_array_header|\._loss_tracker|_inbound_nodes|\._preprocess\(|_run_exitfuncs")
@@ -81,3 +84,33 @@ print("integrations work")
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "loaded: []" in result.stdout and "integrations work" in result.stdout, result.stdout + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_per_example_seeds_give_each_example_and_layer_its_own_draws(jit):
+    """Inside tf.vectorized_map, two Dropout layers seeded 10 and 11 (as the framework numbers them): every example
+    gets its own mask, and no example's mask in one layer repeats another example's in the other (an index added
+    to the seed, not folded in, made layer 10's example k + 1 draw layer 11's example k)."""
+    import keras
+    import tensorflow as tf
+
+    from framework import compat
+
+    inputs = keras.Input((64,))
+    first, second = keras.layers.Dropout(0.5, seed=10), keras.layers.Dropout(0.5, seed=11)
+    model = keras.Model(inputs, [first(inputs), second(inputs)])
+
+    def one_example(example):
+        x, index = example
+        with compat.per_example_seeds(model, index):
+            return tuple(model(x[None], training=True))
+
+    @tf.function(jit_compile=jit)
+    def masks(x):
+        inner = tf.function(lambda e: tf.vectorized_map(one_example, e), autograph=False)
+        return inner((x, tf.range(tf.shape(x)[0], dtype=tf.int64)))
+
+    a, b = (m.numpy()[:, 0] != 0 for m in masks(tf.ones((6, 64))))
+    rows = [tuple(row) for row in np.concatenate([a, b])]
+    assert len(set(rows)) == 12, "two examples or two layers drew the same mask"
+    assert list(first.seed_generator.state.numpy()) == [10, 1]  # one step: the generator advanced once

@@ -93,3 +93,28 @@ def test_the_first_train_step_creates_no_variables(private):
     model.fit(prepared.train_ds, epochs=1, verbose=0, callbacks=prepared.pipeline_callbacks, shuffle=False)
     assert {v.path for v in model.variables + model.metrics_variables} == before
     assert model.evaluate(prepared.test_ds, return_dict=True, verbose=0)["accuracy"] > 0  # reset, then counted
+
+
+def test_compiled_state_built_early_picks_what_keras_picks_at_the_first_step():
+    """Keras chooses an accuracy and a cross-entropy kind from the shapes of y and the output; building them early
+    from the dataset's element_spec must choose as Keras's own first step does (a batch of 1 in place of unknown
+    sizes chose another accuracy for a rank-1 output)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from framework.train.compile import build_compiled_state
+
+    def model():
+        inputs = keras.Input((4,))
+        outputs = keras.layers.Reshape(())(keras.layers.Dense(1, activation="sigmoid", kernel_initializer="ones")(inputs))
+        built = keras.Model(inputs, outputs)
+        built.compile("sgd", loss="crossentropy", metrics=["accuracy"])
+        return built
+
+    rng = np.random.default_rng(0)
+    data = tf.data.Dataset.from_tensor_slices((rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 2, 32).astype("float32"))).batch(8)
+    early, keras_own = model(), model()
+    assert build_compiled_state(early, data.element_spec)
+    results = [m.evaluate(data, return_dict=True, verbose=0) for m in (early, keras_own)]
+    assert results[0] == results[1]

@@ -77,8 +77,10 @@ def per_example_seeds(model, index):
     """A context in which every random layer of ``model`` (nested ones too) draws with ``index`` folded into its
     seed, for a function that ``tf.vectorized_map`` maps over examples: there a layer's seed generator is read once
     for all of them, so a Dropout would drop the same units of every example. The generators' state advances as
-    before (checkpoints and resumes are unchanged). Keras internals: ``Layer._flatten_layers`` and the layers'
-    SeedGenerator attributes, swapped without Keras's tracking and put back on leaving."""
+    before (checkpoints and resumes are unchanged). A layer that draws from Keras's global generator (``seed=None``
+    passed to ``keras.random``) or keeps its generators in a list is not reached. Keras internals:
+    ``Layer._flatten_layers`` and the layers' SeedGenerator attributes, swapped without Keras's tracking and put back
+    on leaving."""
     import contextlib
 
     import keras
@@ -90,6 +92,13 @@ def per_example_seeds(model, index):
     class ExampleSeedGenerator(keras.random.SeedGenerator):
         def __init__(self, generator):  # no state of its own: the wrapped generator's advances
             self.generator, self.name, self.backend = generator, generator.name, generator.backend
+
+        @property
+        def state(self):
+            return self.generator.state
+
+        def get_config(self):
+            return self.generator.get_config()
 
         def next(self, ordered=True):
             # int32, as XLA's stateless ops need; folded in, not added: seeds the framework numbers seed, seed + 1, ...

@@ -37,7 +37,7 @@ def test_every_accessor_works_with_the_installed_libraries():
     outer = keras.Model(inputs := keras.Input((64,)), nested(inputs))
     generator = dropout.seed_generator
     with compat.per_example_seeds(outer, 3):  # the nested model's Dropout draws with the example's index
-        assert dropout.seed_generator is not generator
+        assert dropout.seed_generator is not generator and dropout.seed_generator.state is generator.state
         masks = [dropout(keras.ops.ones((1, 64)), training=True) for _ in range(2)]
     assert dropout.seed_generator is generator and dropout.seed_generator in dropout._seed_generators
     assert list(keras.ops.convert_to_numpy(generator.state)) == [1, 2]  # advanced once per draw, as before

@@ -412,6 +412,27 @@ def test_augmentations_that_equalize_over_the_batch_are_refused(cli, write_spec,
     assert code == 2 and "augmentation.steps[0].type" in err and "whole batch" in err and "Traceback" not in err, err
 
 
+def test_the_augmentations_taken_as_deterministic_draw_nothing():
+    """DETERMINISTIC_AUGMENTATIONS (refused alone with multiplicity): none takes a seed, and two calls in training
+    mode on the same images agree; a random step (RandomFlip) is the control."""
+    import inspect
+
+    import keras
+
+    from framework.spec.sections.privacy import DETERMINISTIC_AUGMENTATIONS
+
+    images = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    arguments = {"CenterCrop": {"height": 8, "width": 8}, "Resizing": {"height": 8, "width": 8},
+                 "AutoContrast": {"value_range": (0, 255)}, "MaxNumBoundingBoxes": {"max_number": 2}}
+    for name in DETERMINISTIC_AUGMENTATIONS:
+        layer_class = getattr(keras.layers, name)
+        assert "seed" not in inspect.signature(layer_class.__init__).parameters, name
+        layer = layer_class(**arguments[name])
+        np.testing.assert_array_equal(layer(images, training=True), layer(images, training=True), err_msg=name)
+    flip = keras.layers.RandomFlip(seed=1)
+    assert not np.array_equal(flip(images, training=True), flip(images, training=True))
+
+
 def test_random_crop_in_the_model_is_refused_before_training(cli, write_spec, tmp_path):
     """In the model RandomCrop crops while training only, so evaluation would crash on the next layer's shape."""
     spec = tiny_spec(data={"reshape": [8, 8, 1]}, privacy={**PRIVACY, "augmentation_multiplicity": 2},
@@ -424,6 +445,8 @@ def test_random_crop_in_the_model_is_refused_before_training(cli, write_spec, tm
 @pytest.mark.parametrize("sections, key, words", [
     ({}, "privacy.augmentation_multiplicity", "no steps"),
     ({"augmentation": {**NOISE_STEP, "placement": "pipeline"}}, "augmentation.placement", "must run in the model"),
+    ({"data": {"reshape": [8, 8, 1]}, "augmentation": {"steps": [{"type": "CenterCrop", "height": 6, "width": 6}]}},
+     "privacy.augmentation_multiplicity", "draw nothing at random"),
     ({"augmentation": NOISE_STEP, "model": {"kind": "vae", "encoder": [{"type": "Dense", "units": 8}],
                                             "decoder": [{"type": "Dense", "units": 8}]}},
      "privacy.augmentation_multiplicity", "VAE or GAN"),
@@ -431,6 +454,7 @@ def test_random_crop_in_the_model_is_refused_before_training(cli, write_spec, tm
 def test_augmentation_multiplicity_is_refused_where_the_copies_could_not_differ(cli, write_spec, sections, key, words):
     spec = tiny_spec(privacy={**PRIVACY, "augmentation_multiplicity": 4}, **sections)
     spec["model"] = sections.get("model", spec["model"])  # a VAE's model table replaces the MLP's
+    spec["data"] = {**spec["data"], **sections.get("data", {})}
     code, _, err = cli("check", write_spec(spec, "m.json"), "--schema-only")
     assert code == 2 and key in err and words in err and "Traceback" not in err, err
 

@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
 
-from framework.spec.sections.privacy import BATCH_HISTOGRAM_AUGMENTATIONS, BATCH_MIXING_LAYERS
+from framework.spec.sections.privacy import (
+    BATCH_HISTOGRAM_AUGMENTATIONS,
+    BATCH_MIXING_LAYERS,
+    DETERMINISTIC_AUGMENTATIONS,
+)
 
 if TYPE_CHECKING:
     from framework.spec.schema import Spec
@@ -97,6 +101,15 @@ def check_augmentation_multiplicity(spec: Spec, context: Mapping[str, Any]) -> N
             "multiplicity_steps", "privacy.augmentation_multiplicity = {copies} averages {copies} augmented copies of "
             "each example, but [augmentation] has no steps, so the copies would all be the same: add "
             "augmentation.steps or use 1", {"copies": copies, "path": "privacy.augmentation_multiplicity"},
+        )
+    if all(step.type in DETERMINISTIC_AUGMENTATIONS for step in spec.augmentation.steps):
+        raise PydanticCustomError(
+            "multiplicity_deterministic", "privacy.augmentation_multiplicity = {copies} averages {copies} augmented "
+            "copies of each example, but its augmentation steps ({types}) draw nothing at random, so the copies would "
+            "all be the same (at {copies} times the cost): add a random step (RandomTranslation, RandomFlip, ...) "
+            "or use 1",
+            {"copies": copies, "types": ", ".join(step.type for step in spec.augmentation.steps),
+             "path": "privacy.augmentation_multiplicity"},
         )
     if spec.augmentation.placement == "pipeline":
         raise PydanticCustomError(

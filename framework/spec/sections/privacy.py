@@ -86,3 +86,6 @@ class PrivacySpec(StrictModel):
 BATCH_MIXING_LAYERS = {"BatchNormalization": "GroupNormalization or LayerNormalization"}
 # Keras augmentation layers whose Equalization takes one histogram over the whole batch (Keras 3.15).
 BATCH_HISTOGRAM_AUGMENTATIONS = ("Equalization", "RandAugment", "AugMix")
+# Keras augmentation layers that draw nothing (the same output every call; tests/test_privacy.py checks this against
+# Keras): copies made only by them are all alike.
+DETERMINISTIC_AUGMENTATIONS = ("CenterCrop", "Resizing", "AutoContrast", "MaxNumBoundingBoxes")

@@ -125,28 +125,6 @@ def import_tensorflow():
     return tensorflow
 
 
-class _PerExampleRandomNotices:
-    """A logging filter: drops TensorFlow's notice that ``tf.vectorized_map`` loops over a stateless random op, which
-    per-example Dropout masks need by design (framework/compat.py: per_example_seeds)."""
-
-    @staticmethod
-    def filter(record) -> bool:
-        return not str(record.msg).startswith("Using a while_loop for converting StatelessRandom")
-
-
-@contextlib.contextmanager
-def per_example_random_notices_hidden():
-    """Inside, TensorFlow's Python logger drops the notices above (and only those)."""
-    import logging
-
-    logger = logging.getLogger("tensorflow")
-    logger.addFilter(_PerExampleRandomNotices)
-    try:
-        yield
-    finally:
-        logger.removeFilter(_PerExampleRandomNotices)
-
-
 def status(message: str) -> None:
     """One line on stderr about what the CLI is doing (``loading data...``), before Keras's own output starts."""
     if show_status:

@@ -159,12 +159,13 @@ def test_per_example_clipping_draws_each_examples_own_dropout_mask(tmp_path, cap
               {"type": "Dense", "units": 10, "activation": "softmax"}]
     _, built = dp_model(tmp_path, privacy={**PRIVACY, "clipping": "vectorized"}, model={"layers": layers})
     model = built.model
-    assert model.clipping == "vectorized" and model.augmentation_split is None
+    assert model.augmentation_split is None
     x = tf.constant(np.repeat(np.random.default_rng(0).normal(size=(1, 64)).astype("float32"), 16, axis=0))
     step = tf.function(lambda: model.clipped_gradient_sum(x, tf.constant(np.zeros(16, "int64")), tf.ones(16))[1])
     with caplog.at_level("WARNING", logger="tensorflow"):
         first, second = step().numpy(), step().numpy()
     assert not [r for r in caplog.records if "while_loop" in r.getMessage()]
+    assert model.clipping == "vectorized"  # not the one-example-at-a-time fallback, which also draws per example
     assert len(np.unique(np.round(first, 6), axis=0)) == 16
     assert not np.allclose(first, second)
 
@@ -413,8 +414,8 @@ def test_augmentations_that_equalize_over_the_batch_are_refused(cli, write_spec,
 
 
 def test_the_augmentations_taken_as_deterministic_draw_nothing():
-    """DETERMINISTIC_AUGMENTATIONS (refused alone with multiplicity): none takes a seed, and two calls in training
-    mode on the same images agree; a random step (RandomFlip) is the control."""
+    """DETERMINISTIC_AUGMENTATIONS (refused alone with multiplicity): none takes a seed, two calls in training mode on
+    the same images agree, and no other Keras augmentation lacks a seed; a random step (RandomFlip) is the control."""
     import inspect
 
     import keras
@@ -423,7 +424,15 @@ def test_the_augmentations_taken_as_deterministic_draw_nothing():
 
     images = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
     arguments = {"CenterCrop": {"height": 8, "width": 8}, "Resizing": {"height": 8, "width": 8},
-                 "AutoContrast": {"value_range": (0, 255)}, "MaxNumBoundingBoxes": {"max_number": 2}}
+                 "AutoContrast": {"value_range": (0, 255)}, "MaxNumBoundingBoxes": {"max_number": 2},
+                 "ContrastLimitedAdaptiveHistogramEqualization": {"tile_grid_size": (4, 4)}}
+    from framework.build.augment import keras_augmentations
+    from framework.spec.sections.privacy import BATCH_HISTOGRAM_AUGMENTATIONS
+
+    # every Keras augmentation without a seed is listed (or refused with privacy anyway)
+    seedless = {name for name, layer_class in keras_augmentations().items()
+                if "seed" not in inspect.signature(layer_class.__init__).parameters}
+    assert seedless <= {*DETERMINISTIC_AUGMENTATIONS, *BATCH_HISTOGRAM_AUGMENTATIONS}, seedless
     for name in DETERMINISTIC_AUGMENTATIONS:
         layer_class = getattr(keras.layers, name)
         assert "seed" not in inspect.signature(layer_class.__init__).parameters, name
@@ -442,6 +451,14 @@ def test_random_crop_in_the_model_is_refused_before_training(cli, write_spec, tm
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
+def test_augmentation_multiplicity_accepts_a_random_step_beside_deterministic_ones(cli, write_spec):
+    steps = [{"type": "CenterCrop", "height": 6, "width": 6}, {"type": "RandomFlip"}]
+    spec = tiny_spec(data={"reshape": [8, 8, 1]}, privacy={**PRIVACY, "augmentation_multiplicity": 4},
+                     augmentation={"steps": steps})
+    code, _, err = cli("check", write_spec(spec, "m.json"), "--schema-only")
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("sections, key, words", [
     ({}, "privacy.augmentation_multiplicity", "no steps"),
     ({"augmentation": {**NOISE_STEP, "placement": "pipeline"}}, "augmentation.placement", "must run in the model"),
@@ -456,5 +473,5 @@ def test_augmentation_multiplicity_is_refused_where_the_copies_could_not_differ(
     spec["model"] = sections.get("model", spec["model"])  # a VAE's model table replaces the MLP's
     spec["data"] = {**spec["data"], **sections.get("data", {})}
     code, _, err = cli("check", write_spec(spec, "m.json"), "--schema-only")
-    assert code == 2 and key in err and words in err and "Traceback" not in err, err
+    assert code == 2 and f": {key}: " in err and words in err and "Traceback" not in err, err
 

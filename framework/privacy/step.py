@@ -32,7 +32,6 @@ import numpy as np
 import tensorflow as tf
 
 from framework.compat import inbound_nodes, loss_tracker, per_example_seeds
-from framework.quiet import per_example_random_notices_hidden
 
 
 class DPSGDModel(keras.Model):
@@ -111,10 +110,10 @@ class DPSGDModel(keras.Model):
         if self.clipping != "loop":
             # traced in a graph of its own: a failed attempt leaves no half-converted ops in the step's graph, which
             # would still run (they hold the random layers' state updates)
-            vectorized = tf.function(lambda elems: tf.vectorized_map(one_example, elems), autograph=False)
+            # warn=False: no notice for the ops it loops over (the per-example random draws, by design)
+            vectorized = tf.function(lambda elems: tf.vectorized_map(one_example, elems, warn=False), autograph=False)
             try:
-                with per_example_random_notices_hidden():
-                    per_example, predictions = vectorized(grouped)
+                per_example, predictions = vectorized(grouped)
             except (TypeError, ValueError, NotImplementedError):
                 # TensorFlow cannot vectorize some ops (e.g. a GRU after LayerNormalization): one example at a
                 # time instead; slower, the same clipped sum

@@ -179,12 +179,11 @@ def compile_model(model, spec: Spec, steps_per_epoch: int, *, one_hot: bool = Fa
         raise SpecError(f"cannot compile the model: {exc}", path="train") from None
 
 
-
 def build_compiled_state(model, element_spec) -> bool:
     """Create the compiled loss's and metrics' variables now, symbolically from the training dataset's
     ``element_spec``, as Keras's TensorFlow trainer does itself under a distribution strategy (compat.symbolic_build);
     without one it creates them while it traces the first train step, and a ``tf.function`` that creates variables
-    on its first call is traced twice (about 0.15 s of every run). Nothing runs, so no random state is drawn, and
+    on its first call is traced twice (about 15% of a short run's CPU: benchmarks/first_step.py). Nothing runs, so no random state is drawn, and
     unknown sizes stay unknown (Keras picks accuracy and cross-entropy kinds from the shapes). Ragged or sparse
     inputs, or a model Keras cannot build this way, are left to that first trace (False)."""
     import tensorflow as tf

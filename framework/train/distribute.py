@@ -136,6 +136,8 @@ def multi_worker_model(model):
     import tensorflow as tf
     from keras import tree
 
+    from framework.compat import symbolic_build
+
     class MultiWorkerModel(keras.Model):
         def _maybe_symbolic_build(self, iterator=None, data_batch=None):
             if iterator is None:
@@ -150,6 +152,6 @@ def multi_worker_model(model):
                 )
                 break
             with strategy.scope():
-                self._symbolic_build(data_batch=data_batch)
+                symbolic_build(self, data_batch)
 
     return MultiWorkerModel(inputs=model.inputs, outputs=model.outputs, name=model.name)

@@ -88,4 +88,6 @@ BATCH_MIXING_LAYERS = {"BatchNormalization": "GroupNormalization or LayerNormali
 BATCH_HISTOGRAM_AUGMENTATIONS = ("Equalization", "RandAugment", "AugMix")
 # Keras augmentation layers that draw nothing (the same output every call; tests/test_privacy.py checks this against
 # Keras): copies made only by them are all alike.
-DETERMINISTIC_AUGMENTATIONS = ("CenterCrop", "Resizing", "AutoContrast", "MaxNumBoundingBoxes")
+DETERMINISTIC_AUGMENTATIONS = (
+    "CenterCrop", "Resizing", "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "MaxNumBoundingBoxes",
+)

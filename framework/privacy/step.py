@@ -92,7 +92,7 @@ class DPSGDModel(keras.Model):
         variables = self.trainable_variables
         copies = self.copies
         forward = self
-        if self.augmentation_split is not None:  # each row's own random draws (inside the map every example shares them)
+        if self.augmentation_split is not None:  # on the whole batch: inside the map their draws would loop over rows
             for layer in self.augmentation_split.layers:
                 x = layer(x, training=True)
             forward = self.augmentation_split.rest
@@ -166,8 +166,9 @@ class AugmentationSplit:
 
 def leading_augmentation(model) -> AugmentationSplit | None:
     """The augmentation layers (framework/build/augment.py's kinds) that a one-input model applies first, in a
-    chain from its input, split from the rest; None when there are none. ``tf.vectorized_map`` draws a random
-    layer's values once for all the examples it maps, so per-example clipping runs these on the whole batch first."""
+    chain from its input, split from the rest; None when there are none. Per-example clipping runs these on the whole
+    batch first: inside ``tf.vectorized_map`` each example's own draws (compat.per_example_seeds) take a loop over the
+    examples, and a layer whose generator that does not reach would draw once for all of them."""
     from framework.build.augment import keras_augmentations
 
     kinds = tuple(keras_augmentations().values())

@@ -96,20 +96,15 @@ def check_augmentation_multiplicity(spec: Spec, context: Mapping[str, Any]) -> N
             "multiplicity_generative", "privacy.augmentation_multiplicity = {copies}: a VAE or GAN trains on each "
             "example once per step; use 1", {"copies": copies, "path": "privacy.augmentation_multiplicity"},
         )
-    if not spec.augmentation.steps:
+    steps = [step.type for step in spec.augmentation.steps]
+    if all(step in DETERMINISTIC_AUGMENTATIONS for step in steps):  # none at all, too
+        reason = f"its augmentation steps ({', '.join(steps)}) draw nothing at random" if steps else (
+            "[augmentation] has no steps")
         raise PydanticCustomError(
             "multiplicity_steps", "privacy.augmentation_multiplicity = {copies} averages {copies} augmented copies of "
-            "each example, but [augmentation] has no steps, so the copies would all be the same: add "
-            "augmentation.steps or use 1", {"copies": copies, "path": "privacy.augmentation_multiplicity"},
-        )
-    if all(step.type in DETERMINISTIC_AUGMENTATIONS for step in spec.augmentation.steps):
-        raise PydanticCustomError(
-            "multiplicity_deterministic", "privacy.augmentation_multiplicity = {copies} averages {copies} augmented "
-            "copies of each example, but its augmentation steps ({types}) draw nothing at random, so the copies would "
-            "all be the same (at {copies} times the cost): add a random step (RandomTranslation, RandomFlip, ...) "
-            "or use 1",
-            {"copies": copies, "types": ", ".join(step.type for step in spec.augmentation.steps),
-             "path": "privacy.augmentation_multiplicity"},
+            "each example, but {reason}, so the copies would all be the same (at {copies} times the cost): add a "
+            "random augmentation step (RandomTranslation, RandomFlip, ...) or use 1",
+            {"copies": copies, "reason": reason, "path": "privacy.augmentation_multiplicity"},
         )
     if spec.augmentation.placement == "pipeline":
         raise PydanticCustomError(
